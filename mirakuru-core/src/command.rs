@@ -1,0 +1,377 @@
+//! What to run and how: argv or a command line, shell, working directory, environment, user,
+//! and where each standard stream goes. Everything is checked by `Command::validate` before
+//! anything is spawned, so bad input is an [`Error::InvalidArgument`] that says what to fix.
+
+use std::ffi::{OsStr, OsString};
+use std::fmt;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+use crate::error::Error;
+
+/// The command an executor runs: one string, split as a POSIX shell would split it (without
+/// running a shell, unless [`shell`](crate::Executor::shell) is set), or a list of arguments.
+///
+/// Converted from `&str`/`String` (a command line) or from an array, slice or `Vec` of
+/// strings (argv), so executors take either:
+///
+/// ```
+/// use mirakuru::SimpleExecutor;
+///
+/// let a = SimpleExecutor::new("redis-server --port 6390 --save ''");
+/// let b = SimpleExecutor::new(["redis-server", "--port", "6390", "--save", ""]);
+/// assert_eq!(a.command().to_string(), "redis-server --port 6390 --save ''");
+/// assert_eq!(b.command().to_string(), "redis-server --port 6390 --save ''");
+/// ```
+#[derive(Clone, PartialEq, Eq)]
+pub struct Command {
+    program: Program,
+    pub(crate) shell: bool,
+    pub(crate) cwd: Option<PathBuf>,
+    pub(crate) env: Vec<(OsString, Option<OsString>)>,
+    pub(crate) env_clear: bool,
+    pub(crate) stdin: Stdin,
+    pub(crate) stdout: Redirect,
+    pub(crate) stderr: Redirect,
+}
+
+#[derive(Clone, PartialEq, Eq)]
+enum Program {
+    Line(String),
+    Args(Vec<OsString>),
+}
+
+/// Where a process's stdout or stderr goes.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum Redirect {
+    /// Drained into a bounded buffer for the whole life of the process; see
+    /// [`Executor::output`](crate::Executor::output). The default: the output is in every
+    /// error message, and a pipe that nobody reads never blocks the service.
+    #[default]
+    Capture,
+    /// Shared with the test binary (printed to the terminal or to the test runner).
+    Inherit,
+    /// Discarded (`/dev/null`).
+    Null,
+    /// Appended to a file, created if missing.
+    File(PathBuf),
+}
+
+/// Where a process's stdin comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Stdin {
+    /// `/dev/null`: reads see end of file at once. The default.
+    #[default]
+    Null,
+    /// Shared with the test binary.
+    Inherit,
+    /// A pipe that stays open and is never written, for programs that exit when stdin
+    /// closes (Python mirakuru's default).
+    Open,
+}
+
+impl Command {
+    fn new(program: Program) -> Command {
+        Command {
+            program,
+            shell: false,
+            cwd: None,
+            env: Vec::new(),
+            env_clear: false,
+            stdin: Stdin::Null,
+            stdout: Redirect::Capture,
+            stderr: Redirect::Capture,
+        }
+    }
+
+    /// The argument vector to execute, after splitting and shell wrapping; every problem is an
+    /// [`Error::InvalidArgument`] naming the command and what to do.
+    pub(crate) fn argv(&self) -> Result<Vec<OsString>, Error> {
+        let invalid = |problem: String, hint: &str| Error::InvalidArgument {
+            command: self.to_string(),
+            problem,
+            hint: hint.to_string(),
+        };
+        let argv: Vec<OsString> = match (&self.program, self.shell) {
+            (Program::Line(line), true) => vec!["sh".into(), "-c".into(), line.into()],
+            (Program::Args(args), true) => {
+                let joined = shell_words::join(args.iter().map(|a| a.to_string_lossy()));
+                vec!["sh".into(), "-c".into(), joined.into()]
+            }
+            (Program::Line(line), false) => shell_words::split(line)
+                .map_err(|e| {
+                    invalid(
+                        format!("the command line cannot be split into arguments ({e})"),
+                        "close the quote, escape it with a backslash, or pass the arguments as a list",
+                    )
+                })?
+                .into_iter()
+                .map(OsString::from)
+                .collect(),
+            (Program::Args(args), false) => args.clone(),
+        };
+        let is_blank =
+            argv.first().is_none_or(|p| p.as_bytes().iter().all(u8::is_ascii_whitespace));
+        if is_blank
+            || (self.shell && matches!(&self.program, Program::Line(l) if l.trim().is_empty()))
+        {
+            return Err(invalid("the command is empty".into(), "give the program to run"));
+        }
+        if let Some(arg) = argv.iter().find(|a| a.as_bytes().contains(&0)) {
+            return Err(invalid(
+                format!("argument {:?} contains a NUL byte", arg.to_string_lossy()),
+                "remove the NUL byte: the operating system cannot pass it",
+            ));
+        }
+        Ok(argv)
+    }
+
+    /// Checks everything that can be checked without spawning: arguments, environment names,
+    /// working directory, and that the program exists and is executable.
+    pub(crate) fn validate(&self) -> Result<Vec<OsString>, Error> {
+        let argv = self.argv()?;
+        let invalid = |problem: String, hint: &str| Error::InvalidArgument {
+            command: self.to_string(),
+            problem,
+            hint: hint.to_string(),
+        };
+        for (name, value) in &self.env {
+            let bytes = name.as_bytes();
+            if bytes.is_empty() || bytes.contains(&b'=') || bytes.contains(&0) {
+                return Err(invalid(
+                    format!("environment variable name {:?} is not valid", name.to_string_lossy()),
+                    "use a non-empty name without `=` or NUL bytes",
+                ));
+            }
+            // The value is never printed: environments hold passwords.
+            if value.as_ref().is_some_and(|v| v.as_bytes().contains(&0)) {
+                return Err(invalid(
+                    format!(
+                        "the value of environment variable {:?} contains a NUL byte",
+                        name.to_string_lossy()
+                    ),
+                    "remove the NUL byte from the value",
+                ));
+            }
+        }
+        if let Some(cwd) = &self.cwd {
+            if !cwd.is_dir() {
+                let what = if cwd.exists() { "is not a directory" } else { "does not exist" };
+                return Err(invalid(
+                    format!("the working directory {} {what}", cwd.display()),
+                    "create it first or fix the `cwd` path",
+                ));
+            }
+        }
+        if let Some(file) = [&self.stdout, &self.stderr].into_iter().find_map(|r| match r {
+            Redirect::File(p) => Some(p),
+            _ => None,
+        }) {
+            let parent = self.resolve(file).parent().map(Path::to_path_buf).unwrap_or_default();
+            if !parent.as_os_str().is_empty() && !parent.is_dir() {
+                return Err(invalid(
+                    format!(
+                        "the output file {} is in a directory that does not exist",
+                        file.display()
+                    ),
+                    "create the directory first",
+                ));
+            }
+        }
+        self.check_program(&argv[0])?;
+        Ok(argv)
+    }
+
+    fn check_program(&self, program: &OsStr) -> Result<(), Error> {
+        let invalid = |problem: String, hint: &str| Error::InvalidArgument {
+            command: self.to_string(),
+            problem,
+            hint: hint.to_string(),
+        };
+        let name = Path::new(program);
+        let candidates: Vec<PathBuf> = if program.as_bytes().contains(&b'/') {
+            vec![self.resolve(name)]
+        } else {
+            let path =
+                self.child_env("PATH").unwrap_or_else(|| "/usr/local/bin:/usr/bin:/bin".into());
+            std::env::split_paths(&path).map(|dir| self.resolve(&dir).join(name)).collect()
+        };
+        let mut not_executable = None;
+        for candidate in &candidates {
+            match std::fs::metadata(candidate) {
+                Ok(meta) if meta.is_dir() => {
+                    if program.as_bytes().contains(&b'/') {
+                        return Err(invalid(
+                            format!("the program {} is a directory", candidate.display()),
+                            "point the command at an executable file",
+                        ));
+                    }
+                }
+                Ok(meta) => {
+                    use std::os::unix::fs::PermissionsExt;
+                    if meta.permissions().mode() & 0o111 != 0 {
+                        return Ok(());
+                    }
+                    not_executable.get_or_insert(candidate.clone());
+                }
+                Err(_) => {}
+            }
+        }
+        if let Some(path) = not_executable {
+            return Err(invalid(
+                format!("the program {} is not executable", path.display()),
+                "make it executable (chmod +x) or run it through its interpreter",
+            ));
+        }
+        if program.as_bytes().contains(&b'/') {
+            Err(invalid(
+                format!("the program {} does not exist", candidates[0].display()),
+                "check the path (relative paths are resolved against `cwd` when it is set)",
+            ))
+        } else {
+            Err(invalid(
+                format!("the program `{}` was not found in PATH", name.display()),
+                "install it, add its directory to PATH, or give its full path",
+            ))
+        }
+    }
+
+    /// The value a variable will have in the child.
+    fn child_env(&self, key: &str) -> Option<OsString> {
+        if let Some((_, value)) = self.env.iter().rev().find(|(k, _)| k == key) {
+            return value.clone();
+        }
+        if self.env_clear {
+            return None;
+        }
+        std::env::var_os(key)
+    }
+
+    /// A path as the child will see it: relative paths are relative to its working directory.
+    pub(crate) fn resolve(&self, path: &Path) -> PathBuf {
+        match &self.cwd {
+            Some(cwd) if path.is_relative() => cwd.join(path),
+            _ => path.to_path_buf(),
+        }
+    }
+}
+
+impl fmt::Display for Command {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.program {
+            Program::Line(line) => f.write_str(line),
+            Program::Args(args) => {
+                f.write_str(&shell_words::join(args.iter().map(|a| a.to_string_lossy())))
+            }
+        }
+    }
+}
+
+impl fmt::Debug for Command {
+    /// Environment values are left out: they often hold passwords.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Command")
+            .field("command", &self.to_string())
+            .field("shell", &self.shell)
+            .field("cwd", &self.cwd)
+            .field("env", &self.env.iter().map(|(k, _)| k).collect::<Vec<_>>())
+            .finish_non_exhaustive()
+    }
+}
+
+impl From<&str> for Command {
+    fn from(line: &str) -> Command {
+        Command::new(Program::Line(line.to_string()))
+    }
+}
+
+impl From<String> for Command {
+    fn from(line: String) -> Command {
+        Command::new(Program::Line(line))
+    }
+}
+
+impl From<&String> for Command {
+    fn from(line: &String) -> Command {
+        Command::new(Program::Line(line.clone()))
+    }
+}
+
+impl<S: AsRef<OsStr>> From<Vec<S>> for Command {
+    fn from(args: Vec<S>) -> Command {
+        Command::new(Program::Args(args.iter().map(|a| a.as_ref().to_os_string()).collect()))
+    }
+}
+
+impl<S: AsRef<OsStr>> From<&[S]> for Command {
+    fn from(args: &[S]) -> Command {
+        Command::new(Program::Args(args.iter().map(|a| a.as_ref().to_os_string()).collect()))
+    }
+}
+
+impl<S: AsRef<OsStr>, const N: usize> From<[S; N]> for Command {
+    fn from(args: [S; N]) -> Command {
+        Command::new(Program::Args(args.iter().map(|a| a.as_ref().to_os_string()).collect()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn problem(cmd: impl Into<Command>) -> String {
+        match cmd.into().validate() {
+            Err(Error::InvalidArgument { problem, .. }) => problem,
+            other => panic!("expected InvalidArgument, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn command_lines_split_like_a_shell() {
+        let argv = Command::from("echo 'a b' c\\ d \"e\"").argv().expect("splits");
+        assert_eq!(argv, ["echo", "a b", "c d", "e"]);
+    }
+
+    #[test]
+    fn lists_are_shown_quoted() {
+        assert_eq!(Command::from(["sleep", "300", "a b"]).to_string(), "sleep 300 'a b'");
+    }
+
+    #[test]
+    fn shell_wraps_the_line() {
+        let mut cmd = Command::from("echo $HOME | cat");
+        cmd.shell = true;
+        assert_eq!(cmd.argv().expect("valid"), ["sh", "-c", "echo $HOME | cat"]);
+    }
+
+    #[test]
+    fn bad_commands_are_explained() {
+        assert!(problem("echo 'open").contains("cannot be split"));
+        assert!(problem("").contains("empty"));
+        assert!(problem("   ").contains("empty"));
+        assert!(problem(Vec::<String>::new()).contains("empty"));
+        assert!(problem(["echo", "a\0b"]).contains("NUL"));
+        assert!(problem("surely-no-such-program-xyz").contains("not found in PATH"));
+        assert!(problem("/surely/no/such/program").contains("does not exist"));
+        assert!(problem("/tmp").contains("is a directory"));
+    }
+
+    #[test]
+    fn bad_environment_names_are_explained_without_values() {
+        let mut cmd = Command::from("true");
+        cmd.env.push(("A=B".into(), Some("secret".into())));
+        let p = problem(cmd);
+        assert!(p.contains("A=B") && !p.contains("secret"), "{p}");
+        let mut cmd = Command::from("true");
+        cmd.env.push(("PASSWORD".into(), Some("sec\0ret".into())));
+        let p = problem(cmd);
+        assert!(p.contains("PASSWORD") && !p.contains("sec"), "{p}");
+    }
+
+    #[test]
+    fn missing_working_directory_is_explained() {
+        let mut cmd = Command::from("true");
+        cmd.cwd = Some("/surely/not/here".into());
+        assert!(problem(cmd).contains("does not exist"));
+    }
+}

@@ -1,0 +1,661 @@
+//! The executor: a command, a readiness check and timeouts; `start` blocks until the service
+//! is ready, `stop` takes its whole tree down, `Drop` stops it if the test did not.
+
+use std::ffi::OsString;
+use std::fmt;
+use std::os::fd::BorrowedFd;
+use std::os::unix::process::ExitStatusExt;
+use std::path::PathBuf;
+use std::process::ExitStatus;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use crate::command::{Command, Redirect, Stdin};
+use crate::error::Error;
+use crate::output::{Output, DEFAULT_OUTPUT_LIMIT};
+use crate::process::{Monitor, Process, StopPlan};
+use crate::ready::{Check, Context, Setup, Status};
+use crate::signal::Signal;
+use crate::sys;
+
+/// How many lines of output an error message carries.
+const TAIL_LINES: usize = 20;
+
+/// Runs a command and blocks in [`start`](Executor::start) until `check` says it is ready.
+///
+/// The named executors ([`TcpExecutor`](crate::TcpExecutor), [`HttpExecutor`](crate::HttpExecutor),
+/// …) are this type with one check each; use `Executor` directly for any other
+/// [`Check`], such as a closure:
+///
+/// ```
+/// # fn main() -> Result<(), mirakuru::Error> {
+/// use mirakuru::{ready, Executor};
+/// use mirakuru::ready::Status;
+///
+/// let dir = std::env::temp_dir().join(format!("mirakuru-doc-{}", std::process::id()));
+/// let flag = dir.join("flag");
+/// std::fs::create_dir_all(&dir).unwrap();
+/// let check_flag = flag.clone();
+/// let mut ex = Executor::new(
+///     vec!["sh".to_string(), "-c".into(), format!("sleep 0.05; touch {}; exec sleep 30", flag.display())],
+///     ready::custom("the flag file", move |_cx| {
+///         if check_flag.exists() { Status::Ready } else { Status::NotYet }
+///     }),
+/// );
+/// ex.start()?;
+/// assert!(flag.exists());
+/// ex.stop()?;
+/// # std::fs::remove_dir_all(&dir).unwrap();
+/// # Ok(()) }
+/// ```
+///
+/// Defaults: startup [`timeout`](Executor::timeout) 60 s, [`stop_timeout`](Executor::stop_timeout)
+/// 10 s, stop signal SIGTERM, kill signal SIGKILL, no shell, stdin `/dev/null`, stdout and
+/// stderr captured (last 64 KiB of each kept).
+///
+/// An `Executor` is `Send` and `Sync`; dropping it stops the service.
+pub struct Executor<C: Check = Box<dyn Check>> {
+    inner: Arc<Mutex<Inner<C>>>,
+}
+
+struct Inner<C: Check> {
+    config: Config,
+    check: C,
+    /// The running tree, from spawn to teardown.
+    process: Option<Process>,
+    /// Output of the current or the last run, kept after stop for post-mortems.
+    monitor: Option<Arc<Monitor>>,
+    ready_after: Option<Duration>,
+}
+
+#[derive(Clone)]
+struct Config {
+    command: Command,
+    timeout: Duration,
+    stop_timeout: Duration,
+    stop_signal: Signal,
+    kill_signal: Signal,
+    expected_returncode: Option<i32>,
+    output_limit: usize,
+}
+
+impl<C: Check> Executor<C> {
+    /// An executor for `command` (a command line or a list of arguments, see
+    /// [`Command`]) that is ready when `check` says so. Never fails: arguments are checked by
+    /// [`start`](Executor::start), before anything is spawned.
+    pub fn new(command: impl Into<Command>, check: C) -> Executor<C> {
+        let config = Config {
+            command: command.into(),
+            timeout: Duration::from_secs(60),
+            stop_timeout: Duration::from_secs(10),
+            stop_signal: Signal::SIGTERM,
+            kill_signal: Signal::SIGKILL,
+            expected_returncode: None,
+            output_limit: DEFAULT_OUTPUT_LIMIT,
+        };
+        let inner = Inner { config, check, process: None, monitor: None, ready_after: None };
+        Executor { inner: Arc::new(Mutex::new(inner)) }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner<C>> {
+        // A panic inside a user's check closure must not make the executor unusable (and its
+        // Drop must still stop the service).
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn configure(self, f: impl FnOnce(&mut Config)) -> Self {
+        f(&mut self.lock().config);
+        self
+    }
+
+    pub(crate) fn configure_check(self, f: impl FnOnce(&mut C)) -> Self {
+        f(&mut self.lock().check);
+        self
+    }
+
+    pub(crate) fn read_check<R>(&self, f: impl FnOnce(&C) -> R) -> R {
+        f(&self.lock().check)
+    }
+
+    /// How long [`start`](Executor::start) waits for readiness before it kills the process
+    /// and fails with [`Error::TimeoutExpired`]. Default: 60 s (Python mirakuru: 3600 s).
+    pub fn timeout(self, timeout: Duration) -> Self {
+        self.configure(|c| c.timeout = timeout)
+    }
+
+    /// How long [`stop`](Executor::stop) waits after the stop signal before it sends the kill
+    /// signal. Separate from the startup timeout, unlike in Python mirakuru (#252). Default: 10 s.
+    pub fn stop_timeout(self, timeout: Duration) -> Self {
+        self.configure(|c| c.stop_timeout = timeout)
+    }
+
+    /// Runs the command through `sh -c` (for pipes, redirections, `$VARS`). Default: false,
+    /// the command is split like a shell would and executed directly.
+    pub fn shell(self, shell: bool) -> Self {
+        self.configure(|c| c.command.shell = shell)
+    }
+
+    /// The working directory of the process; relative pid-file and socket paths are resolved
+    /// against it too. Default: the test's working directory.
+    pub fn cwd(self, dir: impl Into<PathBuf>) -> Self {
+        self.configure(|c| c.command.cwd = Some(dir.into()))
+    }
+
+    /// Sets an environment variable for the process (the rest of the test's environment is
+    /// inherited, unless [`env_clear`](Executor::env_clear)).
+    pub fn env(self, key: impl Into<OsString>, value: impl Into<OsString>) -> Self {
+        self.configure(|c| c.command.env.push((key.into(), Some(value.into()))))
+    }
+
+    /// Sets several environment variables.
+    pub fn envs<K, V>(self, vars: impl IntoIterator<Item = (K, V)>) -> Self
+    where
+        K: Into<OsString>,
+        V: Into<OsString>,
+    {
+        self.configure(|c| {
+            c.command.env.extend(vars.into_iter().map(|(k, v)| (k.into(), Some(v.into()))))
+        })
+    }
+
+    /// Removes an inherited environment variable.
+    pub fn env_remove(self, key: impl Into<OsString>) -> Self {
+        self.configure(|c| c.command.env.push((key.into(), None)))
+    }
+
+    /// Starts from an empty environment: only the variables set with
+    /// [`env`](Executor::env) are passed.
+    pub fn env_clear(self) -> Self {
+        self.configure(|c| {
+            c.command.env_clear = true;
+            c.command.env.clear();
+        })
+    }
+
+    /// The signal [`stop`](Executor::stop) sends first. Default: SIGTERM.
+    pub fn stop_signal(self, signal: Signal) -> Self {
+        self.configure(|c| c.stop_signal = signal)
+    }
+
+    /// The signal sent when the stop timeout expires, and by [`kill`](Executor::kill).
+    /// Default: SIGKILL.
+    pub fn kill_signal(self, signal: Signal) -> Self {
+        self.configure(|c| c.kill_signal = signal)
+    }
+
+    /// The exit that counts as a clean stop, as Python's returncode: `143` for a JVM
+    /// (mirakuru #388), `1` for Click programs (#457), `-15` for "killed by SIGTERM". Exit
+    /// code 0 is always clean. Default: killed by the stop signal, or exit code 0.
+    pub fn expected_returncode(self, code: i32) -> Self {
+        self.configure(|c| c.expected_returncode = Some(code))
+    }
+
+    /// Where stdin comes from. Default: [`Stdin::Null`].
+    pub fn stdin(self, stdin: Stdin) -> Self {
+        self.configure(|c| c.command.stdin = stdin)
+    }
+
+    /// Where stdout goes. Default: [`Redirect::Capture`].
+    pub fn stdout(self, to: Redirect) -> Self {
+        self.configure(|c| c.command.stdout = to)
+    }
+
+    /// Where stderr goes. Default: [`Redirect::Capture`].
+    pub fn stderr(self, to: Redirect) -> Self {
+        self.configure(|c| c.command.stderr = to)
+    }
+
+    /// How many of the last bytes of each captured stream are kept. Default: 64 KiB.
+    pub fn output_limit(self, bytes: usize) -> Self {
+        self.configure(|c| c.output_limit = bytes.max(1))
+    }
+
+    /// The command, as given.
+    pub fn command(&self) -> Command {
+        self.lock().config.command.clone()
+    }
+
+    /// Starts the process and blocks until it is ready.
+    ///
+    /// # Errors
+    ///
+    /// - [`Error::InvalidArgument`]: the command or the check is invalid; nothing was spawned.
+    /// - [`Error::AlreadyRunning`]: this executor runs already, or something else answers
+    ///   where the service will (port, socket, pid file); nothing was spawned.
+    /// - [`Error::StalePidFile`]: a pid file left by an earlier run is in the way.
+    /// - [`Error::Spawn`]: the operating system could not start the program.
+    /// - [`Error::ProcessExitedWithError`]: the process exited before it was ready.
+    /// - [`Error::TimeoutExpired`]: not ready within [`timeout`](Executor::timeout).
+    /// - [`Error::CheckFailed`]: the check decided the service can never be ready.
+    ///
+    /// After an error, nothing of the process is left running.
+    pub fn start(&mut self) -> Result<(), Error> {
+        self.lock().start()
+    }
+
+    /// Stops the whole process tree: the stop signal to every process of it, up to
+    /// [`stop_timeout`](Executor::stop_timeout) for them to exit, then the kill signal. Then
+    /// checks how the process ended. A no-op when not running.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::ProcessFinishedWithError`] if the process ended otherwise than expected (see
+    /// [`expected_returncode`](Executor::expected_returncode)) — for instance because it had
+    /// crashed before `stop` was called. The tree is gone either way.
+    pub fn stop(&mut self) -> Result<(), Error> {
+        self.lock().stop(None, None)
+    }
+
+    /// [`stop`](Executor::stop) with another signal and expected exit for this once (Python
+    /// mirakuru's `stop(stop_signal, expected_returncode)`).
+    pub fn stop_with(
+        &mut self,
+        signal: Signal,
+        expected_returncode: Option<i32>,
+    ) -> Result<(), Error> {
+        self.lock().stop(Some(signal), expected_returncode)
+    }
+
+    /// Kills the whole tree with the kill signal, without a grace period and without checking
+    /// the exit. Never hangs: a kill signal that is ignored is followed by SIGKILL. A no-op
+    /// when not running.
+    pub fn kill(&mut self) -> Result<(), Error> {
+        self.lock().kill();
+        Ok(())
+    }
+
+    /// Sends `signal` to every process of the service's tree (a SIGHUP to reload its
+    /// configuration, say). A no-op when not running.
+    pub fn signal(&self, signal: Signal) {
+        if let Some(process) = &self.lock().process {
+            process.signal(signal);
+        }
+    }
+
+    /// [`stop`](Executor::stop), then [`start`](Executor::start).
+    pub fn restart(&mut self) -> Result<(), Error> {
+        let mut inner = self.lock();
+        inner.stop(None, None)?;
+        inner.start()
+    }
+
+    /// Stops the service until the returned guard is dropped or
+    /// [`restarted`](Stopped::restart), then starts it again and waits until it is ready —
+    /// also when the code in between panics. If the service was not started, it stays down.
+    /// [`stopped!`](https://docs.rs/mirakuru/latest/mirakuru/macro.stopped.html) wraps this.
+    ///
+    /// # Errors
+    ///
+    /// The errors of [`stop`](Executor::stop).
+    pub fn stopped(&mut self) -> Result<Stopped<C>, Error> {
+        let was_started = {
+            let mut inner = self.lock();
+            let was_started = inner.process.is_some();
+            inner.stop(None, None)?;
+            was_started
+        };
+        Ok(Stopped { inner: was_started.then(|| Arc::clone(&self.inner)) })
+    }
+
+    /// Whether the service runs: its process, or — for launchers that daemonize — any
+    /// process of its tree. (Python mirakuru looks at the launcher only.)
+    pub fn running(&self) -> bool {
+        self.lock().process.as_ref().is_some_and(Process::alive)
+    }
+
+    /// The pid of the spawned process, while started (as std's `Child::id`).
+    pub fn pid(&self) -> Option<u32> {
+        self.lock().process.as_ref().map(|p| p.pid)
+    }
+
+    /// How the spawned process exited, if it did and has not been stopped yet.
+    pub fn exit_status(&self) -> Option<ExitStatus> {
+        self.lock().process.as_ref().and_then(|p| p.monitor().exit().flatten())
+    }
+
+    /// What the process wrote (the captured part, see [`output_limit`](Executor::output_limit)),
+    /// also after it stopped: the output of the last run is kept until the next start.
+    pub fn output(&self) -> Output {
+        self.lock().monitor.as_ref().map(|m| m.output()).unwrap_or_default()
+    }
+
+    /// How long the last successful start took, from spawn to ready.
+    pub fn ready_after(&self) -> Option<Duration> {
+        self.lock().ready_after
+    }
+}
+
+impl<C: Check> Inner<C> {
+    fn start(&mut self) -> Result<(), Error> {
+        let command = self.config.command.to_string();
+        if self.process.is_some() {
+            return Err(Error::AlreadyRunning {
+                command,
+                reason:
+                    "this executor has already started it; call stop() before starting it again"
+                        .into(),
+            });
+        }
+        if self.config.timeout.is_zero() {
+            return Err(Error::InvalidArgument {
+                command,
+                problem: "the startup timeout is zero".into(),
+                hint: "give `.timeout(...)` a positive duration".into(),
+            });
+        }
+        let argv = self.config.command.validate()?;
+        let monitor = Monitor::new(self.config.output_limit).map_err(|source| Error::Io {
+            command: command.clone(),
+            action: "preparing to start".into(),
+            source,
+        })?;
+        let mut setup = Setup { command: &self.config.command, monitor: &monitor, env: Vec::new() };
+        self.check.prepare(&mut setup).map_err(|problem| Error::InvalidArgument {
+            command: command.clone(),
+            problem,
+            hint: "fix the readiness check's arguments".into(),
+        })?;
+        if let Some(reason) = self.check.already_running(&setup)? {
+            return Err(Error::AlreadyRunning { command, reason });
+        }
+        let extra_env = std::mem::take(&mut setup.env);
+        let plan = StopPlan {
+            stop_signal: self.config.stop_signal,
+            kill_signal: self.config.kill_signal,
+            stop_timeout: self.config.stop_timeout,
+        };
+        let deadline = Instant::now() + self.config.timeout;
+        let process =
+            Process::spawn(&self.config.command, &argv, &extra_env, Arc::clone(&monitor), plan)
+                .map_err(|source| Error::Spawn { command: command.clone(), source })?;
+        self.monitor = Some(monitor);
+        match self.wait_until_ready(&process, deadline) {
+            Ok(()) => {
+                self.ready_after = Some(process.spawned_at.elapsed());
+                self.process = Some(process);
+                Ok(())
+            }
+            Err(err) => {
+                // Nothing of a failed start survives it.
+                process.terminate(self.config.kill_signal, Duration::ZERO, Signal::SIGKILL);
+                Err(err)
+            }
+        }
+    }
+
+    fn wait_until_ready(&mut self, process: &Process, deadline: Instant) -> Result<(), Error> {
+        let monitor = Arc::clone(process.monitor());
+        let mut cx = Context::new(process, deadline);
+        let mut survivors = Survivors::default();
+        loop {
+            // Clear first: anything that happens from here on wakes the poll below.
+            monitor.clear_wake();
+            let exit = monitor.exit();
+            cx.reset();
+            match self.check.poll(&mut cx) {
+                Status::Ready => return Ok(()),
+                Status::Failed(reason) => return Err(self.check_failed(process, reason)),
+                Status::NotYet => {}
+            }
+            if let Some(status) = exit {
+                let status = status.unwrap_or_else(|| ExitStatus::from_raw(0));
+                // A launcher that exits 0 may have left a daemon behind (`pg_ctl start`):
+                // wait on, as long as some process of the tree lives.
+                if !status.success() || !survivors.any_alive(process) {
+                    return Err(Error::ProcessExitedWithError {
+                        command: self.config.command.to_string(),
+                        status,
+                        waited_for: self.check.describe(),
+                        after: process.spawned_at.elapsed(),
+                        output: monitor.output().tail(TAIL_LINES),
+                    });
+                }
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return Err(Error::TimeoutExpired {
+                    command: self.config.command.to_string(),
+                    waited_for: self.check.describe(),
+                    timeout: self.config.timeout,
+                    last_attempt: self.check.last_attempt(),
+                    output: monitor.output().tail(TAIL_LINES),
+                });
+            }
+            let until = cx.wake_at.map_or(deadline, |t| t.min(deadline));
+            // SAFETY-free: the fds registered by the check stay open while it is borrowed here.
+            let fds: Vec<BorrowedFd<'_>> = std::iter::once(monitor.wake_fd())
+                .chain(cx.wake_fds.iter().map(|&fd| unsafe_borrow(fd)))
+                .chain(survivors.fds())
+                .collect();
+            sys::poll_readable(&fds, Some(until.saturating_duration_since(now))).map_err(
+                |source| Error::Io {
+                    command: self.config.command.to_string(),
+                    action: "waiting for".into(),
+                    source,
+                },
+            )?;
+        }
+    }
+
+    fn check_failed(&self, process: &Process, reason: String) -> Error {
+        Error::CheckFailed {
+            command: self.config.command.to_string(),
+            check: self.check.describe(),
+            reason,
+            output: process.monitor().output().tail(TAIL_LINES),
+        }
+    }
+
+    fn stop(&mut self, signal: Option<Signal>, expected: Option<i32>) -> Result<(), Error> {
+        let Some(process) = self.process.take() else {
+            return Ok(());
+        };
+        let signal = signal.unwrap_or(self.config.stop_signal);
+        let ended = process.terminate(signal, self.config.stop_timeout, self.config.kill_signal);
+        let Some(status) = ended.status else {
+            return Ok(());
+        };
+        // Escalation killed it: Python mirakuru returns quietly here too.
+        if !ended.graceful && status.signal().is_some() {
+            return Ok(());
+        }
+        let expected = expected.or(self.config.expected_returncode);
+        let clean = status.code() == Some(0)
+            || match expected {
+                Some(code) if code < 0 => status.signal() == Some(-code),
+                Some(code) => status.code() == Some(code),
+                None => status.signal() == Some(signal as i32),
+            };
+        if clean {
+            return Ok(());
+        }
+        let expected = match expected {
+            Some(code) if code < 0 => format!("death by signal {}", -code),
+            Some(code) => format!("exit code {code} or 0"),
+            None => format!("death by {signal} or exit code 0"),
+        };
+        Err(Error::ProcessFinishedWithError {
+            command: self.config.command.to_string(),
+            status,
+            expected,
+            output: self.monitor.as_ref().map(|m| m.output().tail(TAIL_LINES)).unwrap_or_default(),
+        })
+    }
+
+    fn kill(&mut self) {
+        if let Some(process) = self.process.take() {
+            process.terminate(self.config.kill_signal, Duration::from_secs(5), Signal::SIGKILL);
+        }
+    }
+}
+
+/// Wraps an fd the check registered; it outlives the poll call it is used in.
+fn unsafe_borrow<'a>(fd: std::os::fd::RawFd) -> BorrowedFd<'a> {
+    // SAFETY: `Check` implementations keep the fds they register open until their next poll;
+    // this borrow lives only for the poll(2) call in `wait_until_ready`.
+    unsafe { BorrowedFd::borrow_raw(fd) }
+}
+
+/// After a launcher exited 0: the processes it left, watched through pidfds.
+#[derive(Default)]
+struct Survivors {
+    pidfds: Option<Vec<std::os::fd::OwnedFd>>,
+}
+
+impl Survivors {
+    /// Whether some process of the tree still runs; sweeps again only once every known
+    /// survivor has exited.
+    fn any_alive(&mut self, process: &Process) -> bool {
+        if let Some(fds) = &self.pidfds {
+            let borrowed: Vec<_> = fds.iter().map(std::os::fd::AsFd::as_fd).collect();
+            let exited = sys::poll_readable(&borrowed, Some(Duration::ZERO)).unwrap_or_default();
+            if !fds.is_empty() && exited.iter().any(|&e| !e) {
+                return true;
+            }
+        }
+        if !cfg!(target_os = "linux") {
+            return process.alive();
+        }
+        let fds = process.member_pidfds();
+        let alive = !fds.is_empty();
+        self.pidfds = Some(fds);
+        alive
+    }
+
+    fn fds(&self) -> impl Iterator<Item = BorrowedFd<'_>> {
+        self.pidfds.iter().flatten().map(std::os::fd::AsFd::as_fd)
+    }
+}
+
+impl<C: Check> Drop for Inner<C> {
+    /// Stops the service, gracefully, as [`Executor::stop`] would; errors are ignored.
+    fn drop(&mut self) {
+        let _ = self.stop(None, None);
+    }
+}
+
+impl<C: Check> fmt::Debug for Executor<C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let inner = self.lock();
+        f.debug_struct("Executor")
+            .field("command", &inner.config.command.to_string())
+            .field("waits_for", &inner.check.describe())
+            .field("pid", &inner.process.as_ref().map(|p| p.pid))
+            .finish()
+    }
+}
+
+/// The service is stopped while this guard lives; dropping it starts it again and waits until
+/// it is ready (see [`Executor::stopped`]).
+#[must_use = "the service is restarted when this guard is dropped"]
+pub struct Stopped<C: Check> {
+    inner: Option<Arc<Mutex<Inner<C>>>>,
+}
+
+impl<C: Check> Stopped<C> {
+    /// Starts the service again now and reports the error, instead of when dropped.
+    ///
+    /// # Errors
+    ///
+    /// The errors of [`Executor::start`].
+    pub fn restart(mut self) -> Result<(), Error> {
+        match self.inner.take() {
+            Some(inner) => inner.lock().unwrap_or_else(|p| p.into_inner()).start(),
+            None => Ok(()),
+        }
+    }
+}
+
+impl<C: Check> Drop for Stopped<C> {
+    /// Restarts the service. A failed restart panics (this guard lives in tests, where a panic
+    /// is how failure is reported), unless the thread is already panicking: then the error is
+    /// printed and the original panic goes on.
+    fn drop(&mut self) {
+        let Some(inner) = self.inner.take() else { return };
+        let result = inner.lock().unwrap_or_else(|p| p.into_inner()).start();
+        if let Err(err) = result {
+            if std::thread::panicking() {
+                eprintln!("mirakuru: could not restart the service after a stopped scope: {err}");
+            } else {
+                panic!("could not restart the service after a stopped scope: {err}");
+            }
+        }
+    }
+}
+
+impl<C: Check> fmt::Debug for Stopped<C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Stopped").field("restarts", &self.inner.is_some()).finish()
+    }
+}
+
+/// Declares a named executor: a thin wrapper over `Executor<$check>` that returns itself from
+/// every setter and derefs to the `Executor` for everything else.
+macro_rules! named_executor {
+    ($(#[$meta:meta])* $name:ident($check:ty)) => {
+        $(#[$meta])*
+        pub struct $name(pub(crate) $crate::Executor<$check>);
+
+        impl $name {
+            /// See [`Executor::timeout`](crate::Executor::timeout).
+            pub fn timeout(self, timeout: std::time::Duration) -> Self { Self(self.0.timeout(timeout)) }
+            /// See [`Executor::stop_timeout`](crate::Executor::stop_timeout).
+            pub fn stop_timeout(self, timeout: std::time::Duration) -> Self { Self(self.0.stop_timeout(timeout)) }
+            /// See [`Executor::shell`](crate::Executor::shell).
+            pub fn shell(self, shell: bool) -> Self { Self(self.0.shell(shell)) }
+            /// See [`Executor::cwd`](crate::Executor::cwd).
+            pub fn cwd(self, dir: impl Into<std::path::PathBuf>) -> Self { Self(self.0.cwd(dir)) }
+            /// See [`Executor::env`](crate::Executor::env).
+            pub fn env(self, key: impl Into<std::ffi::OsString>, value: impl Into<std::ffi::OsString>) -> Self {
+                Self(self.0.env(key, value))
+            }
+            /// See [`Executor::envs`](crate::Executor::envs).
+            pub fn envs<K: Into<std::ffi::OsString>, V: Into<std::ffi::OsString>>(
+                self,
+                vars: impl IntoIterator<Item = (K, V)>,
+            ) -> Self {
+                Self(self.0.envs(vars))
+            }
+            /// See [`Executor::env_remove`](crate::Executor::env_remove).
+            pub fn env_remove(self, key: impl Into<std::ffi::OsString>) -> Self { Self(self.0.env_remove(key)) }
+            /// See [`Executor::env_clear`](crate::Executor::env_clear).
+            pub fn env_clear(self) -> Self { Self(self.0.env_clear()) }
+            /// See [`Executor::stop_signal`](crate::Executor::stop_signal).
+            pub fn stop_signal(self, signal: $crate::Signal) -> Self { Self(self.0.stop_signal(signal)) }
+            /// See [`Executor::kill_signal`](crate::Executor::kill_signal).
+            pub fn kill_signal(self, signal: $crate::Signal) -> Self { Self(self.0.kill_signal(signal)) }
+            /// See [`Executor::expected_returncode`](crate::Executor::expected_returncode).
+            pub fn expected_returncode(self, code: i32) -> Self { Self(self.0.expected_returncode(code)) }
+            /// See [`Executor::stdin`](crate::Executor::stdin).
+            pub fn stdin(self, stdin: $crate::Stdin) -> Self { Self(self.0.stdin(stdin)) }
+            /// See [`Executor::stdout`](crate::Executor::stdout).
+            pub fn stdout(self, to: $crate::Redirect) -> Self { Self(self.0.stdout(to)) }
+            /// See [`Executor::stderr`](crate::Executor::stderr).
+            pub fn stderr(self, to: $crate::Redirect) -> Self { Self(self.0.stderr(to)) }
+            /// See [`Executor::output_limit`](crate::Executor::output_limit).
+            pub fn output_limit(self, bytes: usize) -> Self { Self(self.0.output_limit(bytes)) }
+            /// The generic executor this one wraps.
+            pub fn into_inner(self) -> $crate::Executor<$check> { self.0 }
+        }
+
+        impl std::ops::Deref for $name {
+            type Target = $crate::Executor<$check>;
+            fn deref(&self) -> &Self::Target { &self.0 }
+        }
+
+        impl std::ops::DerefMut for $name {
+            fn deref_mut(&mut self) -> &mut Self::Target { &mut self.0 }
+        }
+
+        impl std::fmt::Debug for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                std::fmt::Debug::fmt(&self.0, f)
+            }
+        }
+
+        impl From<$name> for $crate::Executor<$check> {
+            fn from(named: $name) -> Self { named.0 }
+        }
+    };
+}
+pub(crate) use named_executor;

@@ -1,0 +1,263 @@
+//! Readiness checks: what "the service is ready" means, one kind per file.
+//!
+//! A check is polled by [`Executor::start`](crate::Executor::start) right after the spawn and
+//! again whenever something it cares about may have changed: the process wrote output or
+//! exited, a file descriptor it registered became readable (inotify), or the time it asked
+//! for came. Output, pid files, unix sockets and exits are therefore seen as they happen; only
+//! TCP and HTTP probes poll, starting at 100 µs and backing off (see [`Backoff`]).
+
+use std::ffi::OsString;
+use std::os::fd::{AsFd, AsRawFd, RawFd};
+use std::path::{Path, PathBuf};
+use std::process::ExitStatus;
+use std::time::{Duration, Instant};
+
+use crate::command::Command;
+use crate::error::Error;
+use crate::output::{Output, Stream};
+use crate::process::{Monitor, Process};
+
+mod custom;
+mod http;
+mod nothing;
+mod output;
+mod pidfile;
+mod tcp;
+mod unix;
+mod watch;
+
+pub use custom::{custom, Custom};
+pub use http::{Http, HttpExecutor, StatusPattern};
+pub use nothing::{Nothing, SimpleExecutor};
+pub use output::{Banner, OutputExecutor};
+pub use pidfile::{PidExecutor, PidFile};
+pub use tcp::{Tcp, TcpExecutor};
+pub use unix::{UnixSocket, UnixSocketExecutor};
+
+/// What a check says each time it is polled.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Status {
+    /// The service is ready.
+    Ready,
+    /// Not yet; poll again on the next event or at the time asked with
+    /// [`Context::poll_again_in`].
+    NotYet,
+    /// The service can never become ready; `start()` kills it and fails with
+    /// [`Error::CheckFailed`] carrying this reason.
+    Failed(String),
+}
+
+/// A readiness check. The executors of this crate are [`Executor`](crate::Executor)s with one
+/// of the checks of this module; any other type implementing `Check` (or a closure, through
+/// [`custom`]) makes another.
+pub trait Check: Send {
+    /// What readiness means, completing "waited for …": `"TCP 127.0.0.1:6379 to accept
+    /// connections"`.
+    fn describe(&self) -> String;
+
+    /// Called by `start()` before anything is spawned, to validate the check's arguments and
+    /// to register what it needs (output watches, environment variables). An `Err` is
+    /// reported as [`Error::InvalidArgument`] with this text as the problem.
+    fn prepare(&mut self, setup: &mut Setup<'_>) -> Result<(), String> {
+        let _ = setup;
+        Ok(())
+    }
+
+    /// Python mirakuru's `pre_start_check`: whether something already answers where the
+    /// service will, described (`Some("127.0.0.1:6379 accepts connections")`). `start()` then
+    /// fails with [`Error::AlreadyRunning`] without spawning.
+    fn already_running(&mut self, setup: &Setup<'_>) -> Result<Option<String>, Error> {
+        let _ = setup;
+        Ok(None)
+    }
+
+    /// Is the service ready? Called right after the spawn, then on every event.
+    fn poll(&mut self, cx: &mut Context<'_>) -> Status;
+
+    /// The outcome of the last attempt ("connection refused", "HTTP 503"), for the timeout
+    /// message.
+    fn last_attempt(&self) -> Option<String> {
+        None
+    }
+}
+
+impl Check for Box<dyn Check> {
+    fn describe(&self) -> String {
+        (**self).describe()
+    }
+    fn prepare(&mut self, setup: &mut Setup<'_>) -> Result<(), String> {
+        (**self).prepare(setup)
+    }
+    fn already_running(&mut self, setup: &Setup<'_>) -> Result<Option<String>, Error> {
+        (**self).already_running(setup)
+    }
+    fn poll(&mut self, cx: &mut Context<'_>) -> Status {
+        (**self).poll(cx)
+    }
+    fn last_attempt(&self) -> Option<String> {
+        (**self).last_attempt()
+    }
+}
+
+/// What a check sees before the spawn.
+#[derive(Debug)]
+pub struct Setup<'a> {
+    pub(crate) command: &'a Command,
+    pub(crate) monitor: &'a Monitor,
+    pub(crate) env: Vec<(OsString, OsString)>,
+}
+
+impl Setup<'_> {
+    /// The command, as given.
+    pub fn command(&self) -> String {
+        self.command.to_string()
+    }
+
+    /// A path as the service will see it: relative paths are relative to its working
+    /// directory. (Python mirakuru resolved them against the test's directory instead.)
+    pub fn resolve(&self, path: &Path) -> PathBuf {
+        self.command.resolve(path)
+    }
+
+    /// Sets an environment variable for the service (e.g. `NOTIFY_SOCKET`).
+    pub fn set_env(&mut self, key: impl Into<OsString>, value: impl Into<OsString>) {
+        self.env.push((key.into(), value.into()));
+    }
+
+    /// Whether a stream is captured (and so can carry a banner).
+    pub fn captures(&self, stream: Stream) -> bool {
+        let redirect = match stream {
+            Stream::Stdout => &self.command.stdout,
+            Stream::Stderr => &self.command.stderr,
+        };
+        matches!(redirect, crate::command::Redirect::Capture)
+    }
+
+    /// Starts searching the captured streams for `regex`; every byte is seen, even if the
+    /// service writes gigabytes before the banner.
+    pub(crate) fn watch_output(&self, regex: &regex::bytes::Regex) -> [Option<usize>; 2] {
+        let mut state = self.monitor.lock();
+        [Stream::Stdout, Stream::Stderr].map(|stream| {
+            self.captures(stream).then(|| state.capture(stream).add_watch(regex.clone()))
+        })
+    }
+}
+
+/// What a check sees while the service starts.
+#[derive(Debug)]
+pub struct Context<'a> {
+    pub(crate) process: &'a Process,
+    pub(crate) deadline: Instant,
+    pub(crate) wake_at: Option<Instant>,
+    pub(crate) wake_fds: Vec<RawFd>,
+}
+
+impl<'a> Context<'a> {
+    pub(crate) fn new(process: &'a Process, deadline: Instant) -> Context<'a> {
+        Context { process, deadline, wake_at: None, wake_fds: Vec::new() }
+    }
+
+    pub(crate) fn reset(&mut self) {
+        self.wake_at = None;
+        self.wake_fds.clear();
+    }
+
+    /// The pid of the spawned process.
+    pub fn pid(&self) -> u32 {
+        self.process.pid
+    }
+
+    /// Time since the spawn.
+    pub fn elapsed(&self) -> Duration {
+        self.process.spawned_at.elapsed()
+    }
+
+    /// Time left before the startup timeout.
+    pub fn remaining(&self) -> Duration {
+        self.deadline.saturating_duration_since(Instant::now())
+    }
+
+    /// What the process wrote so far (the captured part).
+    pub fn output(&self) -> Output {
+        self.process.monitor().output()
+    }
+
+    /// How the process exited, if it has (it may have daemonized).
+    pub fn exit_status(&self) -> Option<ExitStatus> {
+        self.process.monitor().exit().flatten()
+    }
+
+    /// Asks to be polled again after `delay` at the latest (events may come sooner).
+    pub fn poll_again_in(&mut self, delay: Duration) {
+        let at = Instant::now() + delay;
+        self.wake_at = Some(self.wake_at.map_or(at, |t| t.min(at)));
+    }
+
+    /// Asks to be polled again when `fd` becomes readable. The check must keep the fd open.
+    pub fn poll_when_readable(&mut self, fd: &impl AsFd) {
+        self.wake_fds.push(fd.as_fd().as_raw_fd());
+    }
+
+    pub(crate) fn monitor(&self) -> &Monitor {
+        self.process.monitor()
+    }
+}
+
+/// The schedule of a probe that has no event to wait for (a TCP connect, an HTTP request, a
+/// custom closure): first after 100 µs, then 1.5 times longer each time, at most 1 ms apart
+/// during the first second — most services are ready within it and a refused loopback connect
+/// costs ~30 µs (reference: readiness.md §6) — and at most 10 ms apart after that.
+#[derive(Debug, Clone)]
+pub struct Backoff {
+    started: Instant,
+    next: Duration,
+}
+
+impl Default for Backoff {
+    fn default() -> Self {
+        Backoff::new()
+    }
+}
+
+impl Backoff {
+    /// A schedule starting now.
+    pub fn new() -> Backoff {
+        Backoff { started: Instant::now(), next: Duration::from_micros(100) }
+    }
+
+    /// The delay before the next attempt.
+    pub fn next_delay(&mut self) -> Duration {
+        let cap = if self.started.elapsed() < Duration::from_secs(1) {
+            Duration::from_millis(1)
+        } else {
+            Duration::from_millis(10)
+        };
+        let delay = self.next.min(cap);
+        self.next = (self.next * 3 / 2).min(cap);
+        delay
+    }
+
+    /// Starts over from the shortest delay (something happened that makes readiness likely
+    /// soon, such as the socket file appearing).
+    pub fn reset(&mut self) {
+        self.next = Duration::from_micros(100);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_starts_below_a_millisecond_and_is_capped() {
+        let mut b = Backoff::new();
+        let first = b.next_delay();
+        assert!(first < Duration::from_millis(1));
+        let delays: Vec<_> = (0..50).map(|_| b.next_delay()).collect();
+        assert!(delays.windows(2).all(|w| w[0] <= w[1]));
+        assert_eq!(*delays.last().expect("some"), Duration::from_millis(1));
+        b.started -= Duration::from_secs(2);
+        let later: Vec<_> = (0..50).map(|_| b.next_delay()).collect();
+        assert_eq!(*later.last().expect("some"), Duration::from_millis(10));
+    }
+}

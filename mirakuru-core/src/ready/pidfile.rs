@@ -1,0 +1,212 @@
+//! Ready when the service has written its pid file. The file is watched with inotify, and its
+//! content is checked: a pid file left by an earlier run is reported as stale instead of
+//! "already running" (Python mirakuru only tested that the file exists).
+
+use std::path::{Path, PathBuf};
+
+use super::watch::DirWatch;
+use super::{Backoff, Check, Context, Setup, Status};
+use crate::command::Command;
+use crate::error::Error;
+use crate::executor::{named_executor, Executor};
+
+/// Ready when a pid file exists and names a running process (or is empty: some services only
+/// `touch` it). The process it names is then treated as part of the service's tree, so a
+/// daemon found through its pid file is stopped with it.
+#[derive(Debug)]
+pub struct PidFile {
+    path: PathBuf,
+    resolved: PathBuf,
+    watch: Option<DirWatch>,
+    /// Whether a writer has finished with the file: only then is an empty file a touched
+    /// one rather than one about to receive its pid.
+    written: bool,
+    backoff: Backoff,
+    last: Option<String>,
+}
+
+/// What a pid file says.
+#[derive(Debug, PartialEq, Eq)]
+enum Content {
+    Missing,
+    Empty,
+    Pid(u32),
+    Garbage(String),
+}
+
+fn read(path: &Path) -> Content {
+    let Ok(bytes) = std::fs::read(path) else {
+        return Content::Missing;
+    };
+    let text = String::from_utf8_lossy(&bytes);
+    let first = text.lines().next().unwrap_or("").trim();
+    if first.is_empty() && text.trim().is_empty() {
+        return Content::Empty;
+    }
+    match first.parse::<u32>() {
+        Ok(pid) if pid > 0 => Content::Pid(pid),
+        _ => Content::Garbage(first.chars().take(64).collect()),
+    }
+}
+
+fn is_alive(pid: u32) -> bool {
+    // EPERM: it exists but belongs to someone else.
+    crate::sys::kill(pid as i32, 0).unwrap_or(true)
+}
+
+impl PidFile {
+    /// Waits for the pid file at `path` (relative paths are resolved against the executor's
+    /// working directory).
+    pub fn new(path: impl Into<PathBuf>) -> PidFile {
+        let path = path.into();
+        PidFile {
+            resolved: path.clone(),
+            path,
+            watch: None,
+            written: false,
+            backoff: Backoff::new(),
+            last: None,
+        }
+    }
+
+    /// The pid file path, as given.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl Check for PidFile {
+    fn describe(&self) -> String {
+        format!("pid file {} to name a running process", self.resolved.display())
+    }
+
+    fn prepare(&mut self, setup: &mut Setup<'_>) -> Result<(), String> {
+        if self.path.as_os_str().is_empty() {
+            return Err(
+                "the pid file path is empty; give the path the service writes its pid to".into()
+            );
+        }
+        self.resolved = setup.resolve(&self.path);
+        if let Some(dir) = self.resolved.parent().filter(|d| !d.as_os_str().is_empty()) {
+            if !dir.is_dir() {
+                return Err(format!(
+                    "the directory of the pid file {} does not exist; create it first",
+                    self.resolved.display()
+                ));
+            }
+        }
+        self.watch = DirWatch::new(&self.resolved);
+        self.written = false;
+        self.backoff = Backoff::new();
+        self.last = None;
+        Ok(())
+    }
+
+    fn already_running(&mut self, setup: &Setup<'_>) -> Result<Option<String>, Error> {
+        let stale = |content: String| Error::StalePidFile {
+            command: setup.command(),
+            path: self.resolved.clone(),
+            content,
+        };
+        match read(&self.resolved) {
+            Content::Missing => Ok(None),
+            Content::Pid(pid) if is_alive(pid) => Ok(Some(format!(
+                "the pid file {} names process {pid}, which is running",
+                self.resolved.display()
+            ))),
+            Content::Pid(pid) => {
+                Err(stale(format!("it names process {pid}, which is not running")))
+            }
+            Content::Empty => Err(stale("it is empty".into())),
+            Content::Garbage(text) => Err(stale(format!("it holds {text:?}, which is not a pid"))),
+        }
+    }
+
+    fn poll(&mut self, cx: &mut Context<'_>) -> Status {
+        if let Some(watch) = &self.watch {
+            self.written |= watch.drain().written;
+        }
+        match read(&self.resolved) {
+            Content::Pid(pid) if is_alive(pid) => {
+                cx.process.adopt(pid);
+                return Status::Ready;
+            }
+            // Without inotify there is no telling; take it as Python mirakuru would.
+            Content::Empty if self.written || self.watch.is_none() => return Status::Ready,
+            Content::Empty => self.last = Some("it is empty".into()),
+            Content::Pid(pid) => {
+                self.last = Some(format!("it names process {pid}, which is not running"))
+            }
+            Content::Garbage(text) => {
+                self.last = Some(format!("it holds {text:?}, which is not a pid"))
+            }
+            Content::Missing => self.last = Some("it does not exist".into()),
+        }
+        match &self.watch {
+            Some(watch) => cx.poll_when_readable(watch),
+            None => cx.poll_again_in(self.backoff.next_delay()),
+        }
+        Status::NotYet
+    }
+
+    fn last_attempt(&self) -> Option<String> {
+        self.last.clone()
+    }
+}
+
+named_executor! {
+    /// Ready when the service has written its pid file (Python mirakuru's `PidExecutor`).
+    ///
+    /// ```
+    /// # fn main() -> Result<(), mirakuru::Error> {
+    /// use mirakuru::PidExecutor;
+    ///
+    /// let dir = std::env::temp_dir().join(format!("mirakuru-doc-pid-{}", std::process::id()));
+    /// std::fs::create_dir_all(&dir).unwrap();
+    /// let pid_file = dir.join("service.pid");
+    /// let script = format!("echo $$ > {}; exec sleep 30", pid_file.display());
+    /// let mut ex = PidExecutor::new(script, &pid_file).shell(true);
+    /// ex.start()?;
+    /// ex.stop()?;
+    /// # std::fs::remove_dir_all(&dir).unwrap();
+    /// # Ok(()) }
+    /// ```
+    PidExecutor(PidFile)
+}
+
+impl PidExecutor {
+    /// Runs `command` and waits until it has written its pid to `path`.
+    pub fn new(command: impl Into<Command>, path: impl Into<PathBuf>) -> PidExecutor {
+        PidExecutor(Executor::new(command, PidFile::new(path)))
+    }
+
+    /// The pid file path, as given.
+    pub fn pid_file(&self) -> PathBuf {
+        self.0.read_check(|c| c.path.clone())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pid_file_content_is_classified() {
+        let dir =
+            std::env::temp_dir().join(format!("mirakuru-pidfile-unit-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let file = dir.join("x.pid");
+        assert_eq!(read(&file), Content::Missing);
+        for (text, expected) in [
+            ("123\n", Content::Pid(123)),
+            ("  77  \n", Content::Pid(77)),
+            ("", Content::Empty),
+            ("not-a-pid\n", Content::Garbage("not-a-pid".into())),
+            ("0\n", Content::Garbage("0".into())),
+        ] {
+            std::fs::write(&file, text).expect("write");
+            assert_eq!(read(&file), expected, "{text:?}");
+        }
+        std::fs::remove_dir_all(&dir).expect("cleanup");
+    }
+}

@@ -1,0 +1,186 @@
+//! Ready when a unix stream socket accepts connections. The socket file's appearance is seen
+//! through inotify; since listen(2) makes no event, a connect follows on a short schedule.
+
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+use super::watch::DirWatch;
+use super::{Backoff, Check, Context, Setup, Status};
+use crate::command::Command;
+use crate::error::Error;
+use crate::executor::{named_executor, Executor};
+
+/// The longest socket path the OS accepts: `sun_path` is 108 bytes on Linux and 104 on macOS
+/// and the BSDs, including the terminating NUL (unix(7)).
+#[cfg(target_os = "linux")]
+pub(crate) const MAX_SOCKET_PATH: usize = 107;
+#[cfg(not(target_os = "linux"))]
+pub(crate) const MAX_SOCKET_PATH: usize = 103;
+
+/// Ready when the unix socket at a path accepts a connection.
+#[derive(Debug)]
+pub struct UnixSocket {
+    path: PathBuf,
+    resolved: PathBuf,
+    watch: Option<DirWatch>,
+    backoff: Backoff,
+    last: Option<String>,
+}
+
+impl UnixSocket {
+    /// Waits for the socket at `path` (relative paths are resolved against the executor's
+    /// working directory).
+    pub fn new(path: impl Into<PathBuf>) -> UnixSocket {
+        let path = path.into();
+        UnixSocket {
+            resolved: path.clone(),
+            path,
+            watch: None,
+            backoff: Backoff::new(),
+            last: None,
+        }
+    }
+
+    /// The socket path, as given.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+/// Connects without blocking: a listener whose backlog is full answers EAGAIN, which still
+/// proves it listens, where a blocking connect would hang (Python mirakuru's does).
+pub(crate) fn probe(path: &Path) -> std::io::Result<()> {
+    let bytes = path.as_os_str().as_bytes();
+    // SAFETY: sockaddr_un is plain data; zeroed is a valid empty address.
+    let mut addr: libc::sockaddr_un = unsafe { std::mem::zeroed() };
+    if bytes.len() >= addr.sun_path.len() {
+        return Err(std::io::Error::from_raw_os_error(libc::ENAMETOOLONG));
+    }
+    addr.sun_family = libc::AF_UNIX as libc::sa_family_t;
+    for (dst, &src) in addr.sun_path.iter_mut().zip(bytes) {
+        *dst = src as libc::c_char;
+    }
+    #[cfg(target_os = "linux")]
+    let kind = libc::SOCK_STREAM | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC;
+    #[cfg(not(target_os = "linux"))]
+    let kind = libc::SOCK_STREAM;
+    // SAFETY: plain socket(2) call.
+    let fd = unsafe { libc::socket(libc::AF_UNIX, kind, 0) };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: `fd` is a fresh socket we own.
+    let fd = unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) };
+    #[cfg(not(target_os = "linux"))]
+    crate::sys::set_nonblocking(std::os::fd::AsFd::as_fd(&fd))?;
+    let len = std::mem::size_of::<libc::sockaddr_un>() as libc::socklen_t;
+    // SAFETY: `addr` is a valid sockaddr_un of `len` bytes.
+    let rc = unsafe {
+        libc::connect(
+            std::os::fd::AsRawFd::as_raw_fd(&fd),
+            (&addr as *const libc::sockaddr_un).cast(),
+            len,
+        )
+    };
+    if rc == 0 {
+        return Ok(());
+    }
+    let err = std::io::Error::last_os_error();
+    match err.raw_os_error() {
+        Some(libc::EAGAIN) | Some(libc::EINPROGRESS) => Ok(()),
+        _ => Err(err),
+    }
+}
+
+impl Check for UnixSocket {
+    fn describe(&self) -> String {
+        format!("unix socket {} to accept connections", self.resolved.display())
+    }
+
+    fn prepare(&mut self, setup: &mut Setup<'_>) -> Result<(), String> {
+        if self.path.as_os_str().is_empty() {
+            return Err(
+                "the unix socket path is empty; give the path the service will listen on".into()
+            );
+        }
+        self.resolved = setup.resolve(&self.path);
+        let len = self.resolved.as_os_str().len();
+        if len > MAX_SOCKET_PATH {
+            return Err(format!(
+                "the unix socket path {} is {len} bytes long, more than the {MAX_SOCKET_PATH} the \
+                 operating system allows; use a shorter directory (such as one under /tmp)",
+                self.resolved.display()
+            ));
+        }
+        self.watch = DirWatch::new(&self.resolved);
+        self.backoff = Backoff::new();
+        self.last = None;
+        Ok(())
+    }
+
+    fn already_running(&mut self, _setup: &Setup<'_>) -> Result<Option<String>, Error> {
+        Ok(probe(&self.resolved)
+            .ok()
+            .map(|()| format!("unix socket {} accepts connections", self.resolved.display())))
+    }
+
+    fn poll(&mut self, cx: &mut Context<'_>) -> Status {
+        if self.watch.as_ref().is_some_and(|w| w.drain().changed) {
+            self.backoff.reset();
+        }
+        match probe(&self.resolved) {
+            Ok(()) => Status::Ready,
+            Err(e) => {
+                let missing = e.kind() == std::io::ErrorKind::NotFound;
+                self.last = Some(e.to_string());
+                match &self.watch {
+                    // Not there yet: its creation will wake us.
+                    Some(watch) if missing => cx.poll_when_readable(watch),
+                    // There but not listening yet (bind comes before listen), or no inotify.
+                    Some(watch) => {
+                        cx.poll_when_readable(watch);
+                        cx.poll_again_in(self.backoff.next_delay());
+                    }
+                    None => cx.poll_again_in(self.backoff.next_delay()),
+                }
+                Status::NotYet
+            }
+        }
+    }
+
+    fn last_attempt(&self) -> Option<String> {
+        self.last.clone()
+    }
+}
+
+named_executor! {
+    /// Ready when a unix socket accepts connections (Python mirakuru's `UnixSocketExecutor`).
+    ///
+    /// ```no_run
+    /// # fn main() -> Result<(), mirakuru::Error> {
+    /// use mirakuru::UnixSocketExecutor;
+    ///
+    /// let dir = std::env::temp_dir().join(format!("mirakuru-doc-unix-{}", std::process::id()));
+    /// std::fs::create_dir_all(&dir).unwrap();
+    /// let socket = dir.join("s.sock");
+    /// let script = format!("import socket,time; s=socket.socket(socket.AF_UNIX); s.bind('{}'); s.listen(); time.sleep(30)", socket.display());
+    /// let mut ex = UnixSocketExecutor::new(vec!["python3".to_string(), "-c".into(), script], &socket);
+    /// ex.start()?;
+    /// ex.stop()?;
+    /// # std::fs::remove_dir_all(&dir).unwrap();
+    /// # Ok(()) }
+    /// ```
+    UnixSocketExecutor(UnixSocket)
+}
+
+impl UnixSocketExecutor {
+    /// Runs `command` and waits until the unix socket at `path` accepts connections.
+    pub fn new(command: impl Into<Command>, path: impl Into<PathBuf>) -> UnixSocketExecutor {
+        UnixSocketExecutor(Executor::new(command, UnixSocket::new(path)))
+    }
+
+    /// The socket path, as given.
+    pub fn socket(&self) -> PathBuf {
+        self.0.read_check(|c| c.path.clone())
+    }
+}

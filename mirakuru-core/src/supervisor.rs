@@ -1,0 +1,308 @@
+//! The one long-lived thread that spawns every service and then watches it: it drains stdout
+//! and stderr as bytes arrive and sees each exit through a pidfd, all in one poll(2) loop.
+//!
+//! Why one thread spawns everything: `PR_SET_PDEATHSIG` fires when the *thread* that forked the
+//! child exits, not the process (prctl(2)). libtest runs every test on its own thread and
+//! tokio retires idle blocking threads, so a service spawned from a test thread would be killed
+//! as soon as that thread ends — shared fixtures included. Spawned from this thread, which
+//! lives as long as the process, the signal means exactly "the test binary died".
+//!
+//! Why it also watches: draining a pipe must never wait for a test to ask for output (a full
+//! pipe blocks the service; mirakuru #98, #1115), and waiting for an exit must not cost a thread
+//! per service. So an executor costs no thread at all.
+
+use std::io;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::panic::AssertUnwindSafe;
+use std::process::ChildStdin;
+use std::sync::mpsc::{self, Receiver, Sender, SyncSender};
+use std::sync::{Arc, Mutex, OnceLock};
+
+use crate::output::Stream;
+use crate::process::Monitor;
+use crate::reaper::Reaper;
+use crate::sys::{self, WakePipe};
+
+/// Reads per stream per wake-up before the loop serves the others (16 × 64 KiB): a service
+/// flooding its stdout cannot starve the rest.
+const READS_PER_ROUND: usize = 16;
+
+/// A spawned process, as the supervisor reports it.
+#[derive(Debug)]
+pub(crate) struct Spawned {
+    pub(crate) id: u64,
+    pub(crate) pid: u32,
+    pub(crate) stdin: Option<ChildStdin>,
+}
+
+enum Request {
+    Spawn(Box<std::process::Command>, Arc<Monitor>, SyncSender<io::Result<Spawned>>),
+    Release(u64),
+}
+
+/// Handle to the supervisor thread.
+pub(crate) struct Supervisor {
+    requests: Mutex<Sender<Request>>,
+    wake: Arc<WakePipe>,
+    reaper: OnceLock<Option<Reaper>>,
+}
+
+static SUPERVISOR: OnceLock<Result<Supervisor, String>> = OnceLock::new();
+
+/// The supervisor, started on first use.
+pub(crate) fn get() -> io::Result<&'static Supervisor> {
+    SUPERVISOR
+        .get_or_init(|| Supervisor::start().map_err(|e| e.to_string()))
+        .as_ref()
+        .map_err(|e| io::Error::other(format!("cannot start the mirakuru supervisor thread: {e}")))
+}
+
+impl Supervisor {
+    fn start() -> io::Result<Supervisor> {
+        let (tx, rx) = mpsc::channel();
+        let wake = Arc::new(WakePipe::new()?);
+        let thread_wake = Arc::clone(&wake);
+        std::thread::Builder::new()
+            .name("mirakuru-supervisor".into())
+            // The loop keeps its 64 KiB read buffer on the heap; the stack is sized for the
+            // reaper, a fork of this thread, whose process tables live on it (~200 KiB).
+            .stack_size(512 * 1024)
+            .spawn(move || run(rx, thread_wake))?;
+        Ok(Supervisor { requests: Mutex::new(tx), wake, reaper: OnceLock::new() })
+    }
+
+    /// Spawns `cmd` from the supervisor thread and starts watching it.
+    pub(crate) fn spawn(
+        &self,
+        cmd: std::process::Command,
+        monitor: Arc<Monitor>,
+    ) -> io::Result<Spawned> {
+        let (reply, answer) = mpsc::sync_channel(1);
+        self.send(Request::Spawn(Box::new(cmd), monitor, reply))?;
+        let spawned = answer
+            .recv()
+            .map_err(|_| io::Error::other("the mirakuru supervisor thread is gone"))??;
+        if let Some(reaper) = self.reaper() {
+            reaper.watch(spawned.pid);
+        }
+        Ok(spawned)
+    }
+
+    /// Stops watching a process: its pipes are closed. Called once its tree is gone.
+    pub(crate) fn release(&self, id: u64) {
+        let _ = self.send(Request::Release(id));
+    }
+
+    /// The reaper, forked by the supervisor thread before its first spawn; `None` if that
+    /// failed (the exit hook and PDEATHSIG still work).
+    pub(crate) fn reaper(&self) -> Option<&Reaper> {
+        self.reaper.get().and_then(Option::as_ref)
+    }
+
+    fn send(&self, request: Request) -> io::Result<()> {
+        let sent = self.requests.lock().unwrap_or_else(|p| p.into_inner()).send(request);
+        sent.map_err(|_| io::Error::other("the mirakuru supervisor thread is gone"))?;
+        self.wake.wake();
+        Ok(())
+    }
+}
+
+/// One watched process.
+struct Entry {
+    id: u64,
+    pid: u32,
+    monitor: Arc<Monitor>,
+    stdout: Option<OwnedFd>,
+    stderr: Option<OwnedFd>,
+    /// `None` once the exit has been seen, or where the OS has no pidfds.
+    pidfd: Option<OwnedFd>,
+    exited: bool,
+}
+
+impl Entry {
+    fn finished(&self) -> bool {
+        self.exited && self.stdout.is_none() && self.stderr.is_none()
+    }
+}
+
+fn run(rx: Receiver<Request>, wake: Arc<WakePipe>) {
+    // Before anything is spawned, so that no service can fork a daemon unseen.
+    if let Ok(supervisor) = get() {
+        supervisor.reaper.get_or_init(|| {
+            let prefix = format!("{}={}:", crate::sweep::MARKER_VAR, std::process::id());
+            Reaper::start(prefix.as_bytes()).ok()
+        });
+    }
+    let mut entries: Vec<Entry> = Vec::new();
+    let mut next_id = 1u64;
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        // A bug here must not end the thread: its death would SIGKILL every service.
+        let round = std::panic::catch_unwind(AssertUnwindSafe(|| {
+            serve_round(&rx, &wake, &mut entries, &mut next_id, &mut buf)
+        }));
+        if round.is_err() {
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Source {
+    Out(Stream),
+    Exit,
+}
+
+fn serve_round(
+    rx: &Receiver<Request>,
+    wake: &WakePipe,
+    entries: &mut Vec<Entry>,
+    next_id: &mut u64,
+    buf: &mut [u8],
+) {
+    let mut fds: Vec<libc::pollfd> = Vec::with_capacity(1 + entries.len() * 3);
+    let mut sources: Vec<(usize, Source)> = Vec::with_capacity(entries.len() * 3);
+    let pollfd =
+        |fd: BorrowedFd<'_>| libc::pollfd { fd: fd.as_raw_fd(), events: libc::POLLIN, revents: 0 };
+    fds.push(pollfd(wake.fd()));
+    let mut needs_tick = false;
+    for (i, e) in entries.iter().enumerate() {
+        if let Some(fd) = &e.stdout {
+            fds.push(pollfd(fd.as_fd()));
+            sources.push((i, Source::Out(Stream::Stdout)));
+        }
+        if let Some(fd) = &e.stderr {
+            fds.push(pollfd(fd.as_fd()));
+            sources.push((i, Source::Out(Stream::Stderr)));
+        }
+        match &e.pidfd {
+            Some(fd) => {
+                fds.push(pollfd(fd.as_fd()));
+                sources.push((i, Source::Exit));
+            }
+            None => needs_tick |= !e.exited,
+        }
+    }
+    // Without pidfds (macOS, Linux < 5.3) an exit is only seen by asking; 2 ms keeps that
+    // prompt at a negligible cost.
+    let timeout = needs_tick.then(|| std::time::Duration::from_millis(2));
+    if sys::sys_poll(&mut fds, timeout) < 0 {
+        return; // EINTR: go round again
+    }
+    for (k, &(i, source)) in sources.iter().enumerate() {
+        if fds[k + 1].revents == 0 {
+            continue;
+        }
+        match source {
+            Source::Out(stream) => drain(&mut entries[i], stream, buf, READS_PER_ROUND),
+            Source::Exit => on_exit(&mut entries[i], buf),
+        }
+    }
+    if needs_tick {
+        for e in entries.iter_mut().filter(|e| e.pidfd.is_none() && !e.exited) {
+            if !matches!(sys::exit_status_nowait(e.pid), Ok(None)) {
+                on_exit(e, buf);
+            }
+        }
+    }
+    if fds[0].revents != 0 {
+        wake.drain();
+    }
+    while let Ok(request) = rx.try_recv() {
+        match request {
+            Request::Spawn(cmd, monitor, reply) => {
+                let spawned = spawn(*cmd, monitor, *next_id).map(|(entry, stdin)| {
+                    let spawned = Spawned { id: entry.id, pid: entry.pid, stdin };
+                    entries.push(entry);
+                    spawned
+                });
+                *next_id += 1;
+                let _ = reply.send(spawned);
+            }
+            Request::Release(id) => entries.retain(|e| e.id != id),
+        }
+    }
+    entries.retain(|e| !e.finished());
+}
+
+fn spawn(
+    mut cmd: std::process::Command,
+    monitor: Arc<Monitor>,
+    id: u64,
+) -> io::Result<(Entry, Option<ChildStdin>)> {
+    let mut child = cmd.spawn()?;
+    let pid = child.id();
+    let take = |fd: Option<OwnedFd>| -> Option<OwnedFd> {
+        let fd = fd?;
+        sys::set_nonblocking(fd.as_fd()).ok()?;
+        Some(fd)
+    };
+    let stdout = take(child.stdout.take().map(OwnedFd::from));
+    let stderr = take(child.stderr.take().map(OwnedFd::from));
+    {
+        let mut state = monitor.lock();
+        if stdout.is_none() {
+            state.stdout.close();
+        }
+        if stderr.is_none() {
+            state.stderr.close();
+        }
+    }
+    let entry =
+        Entry { id, pid, monitor, stdout, stderr, pidfd: sys::pidfd_open(pid), exited: false };
+    // std's Child has no Drop behaviour: dropping it neither kills nor reaps. The process is
+    // reaped by its executor once the whole tree is down.
+    Ok((entry, child.stdin.take()))
+}
+
+/// Reads what is available (at most `rounds` buffers) into the stream's capture.
+fn drain(entry: &mut Entry, stream: Stream, buf: &mut [u8], rounds: usize) {
+    let slot = match stream {
+        Stream::Stdout => &mut entry.stdout,
+        Stream::Stderr => &mut entry.stderr,
+    };
+    let Some(fd) = slot.as_ref() else { return };
+    let mut changed = false;
+    let mut closed = false;
+    for _ in 0..rounds {
+        match sys::read_nonblocking(fd.as_fd(), buf) {
+            Ok(Some(0)) | Err(_) => {
+                closed = true;
+                break;
+            }
+            Ok(Some(n)) => {
+                entry.monitor.lock().capture(stream).feed(&buf[..n]);
+                changed = true;
+                if n < buf.len() {
+                    break;
+                }
+            }
+            Ok(None) => break,
+        }
+    }
+    if closed {
+        *slot = None;
+        entry.monitor.lock().capture(stream).close();
+    }
+    if changed || closed {
+        entry.monitor.notify(closed);
+    }
+}
+
+/// The leader exited: first take everything it wrote (it is all in the pipes now), then
+/// publish the exit, so a waiter never sees "exited" before the output that preceded it.
+/// Bounded, because a surviving descendant may keep the pipe busy forever.
+fn on_exit(entry: &mut Entry, buf: &mut [u8]) {
+    drain(entry, Stream::Stdout, buf, 256);
+    drain(entry, Stream::Stderr, buf, 256);
+    let status = match sys::exit_status_nowait(entry.pid) {
+        Ok(None) => return, // spurious wake-up
+        Ok(Some(status)) => Some(status),
+        // Somebody else reaped our child (a `waitpid(-1)` elsewhere in the program): the exit
+        // happened, its status is lost.
+        Err(_) => None,
+    };
+    entry.exited = true;
+    entry.pidfd = None;
+    entry.monitor.set_exit(status);
+}

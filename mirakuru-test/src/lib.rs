@@ -1,0 +1,174 @@
+//! Support for mirakuru's own tests and benchmark: where the helper binaries are, free ports,
+//! short private temporary directories, and the checks that nothing was left running.
+//!
+//! Not published. The binaries of this package are `mirakuru-test-service` (a scriptable fake
+//! service), `mirakuru-test-owner` (a program that owns services, for tests that kill it) and
+//! `mirakuru-bench`.
+
+use std::collections::HashSet;
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// The path of a binary of this package, next to the running test or benchmark.
+pub fn bin_path(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("the path of the running test binary");
+    let mut dir = exe.parent().expect("a directory").to_path_buf();
+    if dir.ends_with("deps") {
+        dir.pop();
+    }
+    let path = dir.join(name);
+    assert!(path.exists(), "{} is not built; run the tests through cargo", path.display());
+    path
+}
+
+/// `mirakuru-test-service`, as a string for command lines.
+pub fn service() -> String {
+    bin_path("mirakuru-test-service").display().to_string()
+}
+
+/// A TCP port that was free a moment ago and that no other test of this binary got.
+pub fn free_port() -> u16 {
+    static GIVEN: Mutex<Option<HashSet<u16>>> = Mutex::new(None);
+    loop {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("binding an ephemeral port")
+            .port();
+        let mut given = GIVEN.lock().unwrap_or_else(|p| p.into_inner());
+        if given.get_or_insert_with(HashSet::new).insert(port) {
+            return port;
+        }
+    }
+}
+
+/// A private (0700) temporary directory with a short path (unix socket paths are limited to
+/// 107 bytes), removed when dropped.
+pub fn temp_dir() -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix("mk-")
+        .tempdir_in("/tmp")
+        .expect("creating a temporary directory")
+}
+
+/// A unique environment tag: give it to a service, and find every process that inherited it.
+#[derive(Debug, Clone)]
+pub struct Tag(String);
+
+impl Default for Tag {
+    fn default() -> Self {
+        Tag::new()
+    }
+}
+
+impl Tag {
+    /// The variable that carries tags.
+    pub const VAR: &'static str = "MIRAKURU_TEST_TAG";
+
+    /// A tag no other test of any run uses.
+    pub fn new() -> Tag {
+        static NEXT: AtomicU64 = AtomicU64::new(0);
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0);
+        Tag(format!("{}-{}-{nanos}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed)))
+    }
+
+    /// The tag's value.
+    pub fn value(&self) -> &str {
+        &self.0
+    }
+
+    /// Live (non-zombie) processes carrying this tag.
+    pub fn pids(&self) -> Vec<u32> {
+        let needle = format!("{}={}", Tag::VAR, self.0);
+        let Ok(dir) = std::fs::read_dir("/proc") else { return Vec::new() };
+        dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+            .filter(|&pid| {
+                std::fs::read(format!("/proc/{pid}/environ"))
+                    .is_ok_and(|env| env.split(|&b| b == 0).any(|entry| entry == needle.as_bytes()))
+                    && !is_zombie(pid)
+            })
+            .collect()
+    }
+
+    /// Waits up to `timeout` until no process carries the tag; panics with what is left.
+    pub fn assert_none_left_within(&self, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let left = self.pids();
+            if left.is_empty() {
+                return;
+            }
+            if Instant::now() >= deadline {
+                let described: Vec<String> = left.iter().map(|&p| describe(p)).collect();
+                for &pid in &left {
+                    // SAFETY: kill only takes integers; the test fails anyway, clean up.
+                    unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+                }
+                panic!("processes left running: {}", described.join("; "));
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    /// [`Tag::assert_none_left_within`] with 5 s.
+    pub fn assert_none_left(&self) {
+        self.assert_none_left_within(Duration::from_secs(5));
+    }
+}
+
+fn is_zombie(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map(|s| {
+            s.rsplit_once(')').is_some_and(|(_, rest)| rest.trim_start().starts_with(['Z', 'X']))
+        })
+        .unwrap_or(true)
+}
+
+/// `pid (cmdline)`, for failure messages.
+pub fn describe(pid: u32) -> String {
+    let cmd = std::fs::read(format!("/proc/{pid}/cmdline"))
+        .map(|c| String::from_utf8_lossy(&c).replace('\0', " ").trim().to_string())
+        .unwrap_or_default();
+    format!("{pid} ({cmd})")
+}
+
+/// Whether `pid` names a live, non-zombie process.
+pub fn is_alive(pid: u32) -> bool {
+    // SAFETY: kill with signal 0 only checks existence.
+    let exists = unsafe { libc::kill(pid as i32, 0) } == 0;
+    exists && !is_zombie(pid)
+}
+
+/// Waits up to `timeout` for `pid` to be gone (or a zombie).
+pub fn wait_gone(pid: u32, timeout: Duration) -> bool {
+    let deadline = Instant::now() + timeout;
+    while is_alive(pid) {
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    true
+}
+
+/// Whether a real server program is installed. When it is not, prints one line and returns
+/// false, so the test can return; with `MIRAKURU_REQUIRE_SERVICES=1` (set by CI after
+/// installing them) it fails the test instead.
+pub fn require(program: &str) -> bool {
+    let found = std::env::var_os("PATH")
+        .is_some_and(|path| std::env::split_paths(&path).any(|dir| dir.join(program).is_file()))
+        || ["/usr/sbin", "/sbin"].iter().any(|d| std::path::Path::new(d).join(program).is_file());
+    if found {
+        return true;
+    }
+    if std::env::var("MIRAKURU_REQUIRE_SERVICES").as_deref() == Ok("1") {
+        panic!("{program} is required (MIRAKURU_REQUIRE_SERVICES=1) but not installed");
+    }
+    println!("skipped: {program} is not installed");
+    false
+}

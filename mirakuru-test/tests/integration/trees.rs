@@ -1,0 +1,184 @@
+//! A service and all its descendants are one unit: nothing survives stop(), and nothing
+//! survives the test binary, however it ends.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use mirakuru::{OutputExecutor, SimpleExecutor};
+use mirakuru_test::{bin_path, is_alive, service, wait_gone, Tag};
+
+use crate::{svc, tag_env};
+
+#[test]
+fn a_double_forked_daemon_in_its_own_session_is_stopped() {
+    let tag = Tag::new();
+    let (k, v) = tag_env(&tag);
+    let mut ex = SimpleExecutor::new(svc(&["--daemonize"])).env(k, v);
+    ex.start().expect("start");
+    // The launcher exits at once; wait until the daemon exists.
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while tag.pids().is_empty() {
+        assert!(std::time::Instant::now() < deadline, "the daemon never appeared");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert!(ex.running(), "the daemon counts as the service running");
+    ex.stop().expect("stop");
+    tag.assert_none_left();
+}
+
+#[test]
+fn children_that_ignore_sigterm_are_killed_by_stop() {
+    let tag = Tag::new();
+    let (k, v) = tag_env(&tag);
+    let mut ex = OutputExecutor::new(
+        svc(&["--spawn-children", "3", "--children-ignore-term", "--banner", "spawned"]),
+        "spawned",
+    )
+    .stop_timeout(Duration::from_millis(300))
+    .env(k, v);
+    ex.start().expect("start");
+    assert_eq!(tag.pids().len(), 4, "the service and its three children");
+    ex.stop().expect("stop");
+    tag.assert_none_left();
+}
+
+#[test]
+fn grandchildren_in_their_own_sessions_are_stopped() {
+    let tag = Tag::new();
+    let (k, v) = tag_env(&tag);
+    let mut ex = OutputExecutor::new(
+        svc(&[
+            "--spawn-children",
+            "2",
+            "--children-setsid",
+            "--grandchildren",
+            "--banner",
+            "spawned",
+        ]),
+        "spawned",
+    )
+    .env(k, v);
+    ex.start().expect("start");
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while tag.pids().len() < 5 {
+        assert!(std::time::Instant::now() < deadline, "expected 5 processes, saw {:?}", tag.pids());
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    ex.stop().expect("stop");
+    tag.assert_none_left();
+}
+
+#[test]
+fn a_process_with_a_similar_marker_is_never_touched() {
+    // Python mirakuru matched its marker as a substring and killed other runs' services.
+    let owner = std::process::id();
+    let mut decoy = Command::new(service())
+        .env("MIRAKURU_OWNER", format!("{owner}0:ffffffffffffffffffffffffffffffff"))
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("decoy");
+    let mut ex = SimpleExecutor::new(svc(&["--spawn-children", "1"]));
+    ex.start().expect("start");
+    ex.stop().expect("stop");
+    std::thread::sleep(Duration::from_millis(50));
+    assert!(is_alive(decoy.id()), "stop() killed a process it does not own");
+    decoy.kill().expect("kill decoy");
+    decoy.wait().expect("reap decoy");
+}
+
+/// Starts `mirakuru-test-owner MODE -- service ARGS...`, returns it and the service pid.
+fn owner(mode: &str, tag: &Tag, args: &[&str]) -> (std::process::Child, u32) {
+    let mut child = Command::new(bin_path("mirakuru-test-owner"))
+        .arg(mode)
+        .arg("--")
+        .arg(service())
+        .args(args)
+        .env(Tag::VAR, tag.value())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("owner");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().expect("stdout")).read_line(&mut line).expect("read");
+    let pid = line.trim().strip_prefix("service ").and_then(|p| p.parse().ok());
+    let pid = pid.unwrap_or_else(|| panic!("unexpected owner output {line:?}"));
+    (child, pid)
+}
+
+#[test]
+fn pdeathsig_kills_the_service_when_its_owner_is_killed() {
+    let tag = Tag::new();
+    let (mut owner, service) = owner("hold", &tag, &[]);
+    assert!(is_alive(service));
+    owner.kill().expect("SIGKILL the owner");
+    owner.wait().expect("reap owner");
+    assert!(wait_gone(service, Duration::from_secs(1)), "the service outlived its killed owner");
+    tag.assert_none_left_within(Duration::from_secs(1));
+}
+
+#[test]
+fn the_reaper_kills_daemons_when_their_owner_is_killed() {
+    // PDEATHSIG is not inherited by a double-forked daemon; the reaper finds it.
+    let tag = Tag::new();
+    let (mut owner, _launcher) =
+        owner("hold", &tag, &["--daemonize", "--spawn-children", "2", "--children-setsid"]);
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while tag.pids().len() < 4 {
+        assert!(std::time::Instant::now() < deadline, "saw {:?}", tag.pids());
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    owner.kill().expect("SIGKILL the owner");
+    owner.wait().expect("reap owner");
+    tag.assert_none_left_within(Duration::from_secs(1));
+}
+
+#[test]
+fn the_exit_hook_stops_a_leaked_executor_on_normal_exit() {
+    let tag = Tag::new();
+    let (mut owner, service) = owner("leak", &tag, &[]);
+    let status = owner.wait().expect("owner exits by itself");
+    assert!(status.success());
+    assert!(
+        wait_gone(service, Duration::from_secs(1)),
+        "a forgotten executor outlived the program"
+    );
+    tag.assert_none_left_within(Duration::from_secs(1));
+}
+
+#[test]
+fn an_aborting_owner_leaves_nothing() {
+    let tag = Tag::new();
+    let (mut owner, _service) = owner("panic-abort", &tag, &["--daemonize"]);
+    owner.wait().expect("owner aborts");
+    tag.assert_none_left_within(Duration::from_secs(1));
+}
+
+#[test]
+fn a_service_started_from_an_ended_thread_lives_until_its_owner_dies() {
+    let tag = Tag::new();
+    let (mut owner, service) = owner("thread-hold", &tag, &[]);
+    std::thread::sleep(Duration::from_millis(100));
+    assert!(is_alive(service), "the service died with its starting thread");
+    owner.kill().expect("kill");
+    owner.wait().expect("reap");
+    tag.assert_none_left_within(Duration::from_secs(1));
+}
+
+#[test]
+fn the_reaper_spares_processes_of_other_owners() {
+    let tag = Tag::new();
+    let (mut owner, _service) = owner("hold", &tag, &[]);
+    // Owner pid with one more digit: Python mirakuru's substring match would take it.
+    let mut decoy = Command::new(service())
+        .env("MIRAKURU_OWNER", format!("{}1:ffffffffffffffffffffffffffffffff", owner.id()))
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("decoy");
+    owner.kill().expect("kill");
+    owner.wait().expect("reap");
+    tag.assert_none_left_within(Duration::from_secs(1));
+    std::thread::sleep(Duration::from_millis(100));
+    assert!(is_alive(decoy.id()), "the reaper killed a process of another owner");
+    decoy.kill().expect("kill decoy");
+    decoy.wait().expect("reap decoy");
+}

@@ -1,0 +1,71 @@
+//! Start the processes a test depends on — databases, servers, daemons — block until each is
+//! really ready, and tear the whole process tree down afterwards. The Rust counterpart of
+//! Python's [mirakuru](https://github.com/dbfixtures/mirakuru).
+//!
+//! ```no_run
+//! # fn main() -> Result<(), mirakuru::Error> {
+//! use mirakuru::TcpExecutor;
+//! use std::time::Duration;
+//!
+//! let mut redis = TcpExecutor::new("redis-server --port 6390 --save ''", "127.0.0.1", 6390)
+//!     .timeout(Duration::from_secs(10)); // startup deadline
+//! redis.start()?; // returns once the port accepts connections
+//! assert!(redis.running());
+//! mirakuru::stopped!(redis, {
+//!     // redis is down in here; restarted and ready again after the block, even on panic
+//!     assert!(!redis.running());
+//! });
+//! redis.stop()?; // stop signal to the tree, grace, then kill
+//! # Ok(()) }
+//! ```
+//!
+//! See the [`mirakuru_core`] documentation for how readiness and teardown work.
+
+#![warn(missing_docs, missing_debug_implementations, rust_2018_idioms, unreachable_pub)]
+
+#[doc(inline)]
+pub use mirakuru_core::*;
+
+/// Stops a service for the duration of a block: inside it the service is down and `$name`
+/// still refers to it; after it, the service is started again and ready — also when the block
+/// panics or leaves early through `?` or `return`. If the service was not started, it stays
+/// down.
+///
+/// Panics if the service cannot be stopped or restarted (use [`Executor::stopped`] to get
+/// those errors as values).
+///
+/// ```
+/// # fn main() -> Result<(), mirakuru::Error> {
+/// use mirakuru::SimpleExecutor;
+///
+/// let mut sleeper = SimpleExecutor::new("sleep 300");
+/// sleeper.start()?;
+/// let pid = sleeper.pid();
+/// mirakuru::stopped!(sleeper, {
+///     assert!(!sleeper.running());
+/// });
+/// assert!(sleeper.running());
+/// assert_ne!(sleeper.pid(), pid, "a new process");
+/// sleeper.stop()?;
+/// # Ok(()) }
+/// ```
+#[macro_export]
+macro_rules! stopped {
+    ($name:expr, $body:block) => {{
+        // Method syntax: works on an executor, a `&mut` to one, and a fixture handle alike.
+        let __mirakuru_restart = match $name.stopped() {
+            ::core::result::Result::Ok(guard) => guard,
+            ::core::result::Result::Err(err) => ::core::panic!(
+                "mirakuru::stopped!: could not stop `{}`: {}",
+                ::core::stringify!($name),
+                err
+            ),
+        };
+        // The guard restarts the service when this block ends, however it ends.
+        $body
+    }};
+}
+
+/// What macro expansions call into. Not a public API.
+#[doc(hidden)]
+pub mod __private {}
