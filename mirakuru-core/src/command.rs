@@ -33,6 +33,15 @@ pub struct Command {
     pub(crate) stdin: Stdin,
     pub(crate) stdout: Redirect,
     pub(crate) stderr: Redirect,
+    pub(crate) user: Option<String>,
+}
+
+/// A command checked and resolved, ready to spawn.
+#[derive(Debug, Clone)]
+pub(crate) struct Prepared {
+    pub(crate) argv: Vec<OsString>,
+    /// `(uid, gid)` to switch to, when running as another user.
+    pub(crate) user: Option<(u32, u32)>,
 }
 
 #[derive(Clone, PartialEq, Eq)]
@@ -81,6 +90,7 @@ impl Command {
             stdin: Stdin::Null,
             stdout: Redirect::Capture,
             stderr: Redirect::Capture,
+            user: None,
         }
     }
 
@@ -127,8 +137,8 @@ impl Command {
     }
 
     /// Checks everything that can be checked without spawning: arguments, environment names,
-    /// working directory, and that the program exists and is executable.
-    pub(crate) fn validate(&self) -> Result<Vec<OsString>, Error> {
+    /// working directory, user, and that the program exists and is executable.
+    pub(crate) fn validate(&self) -> Result<Prepared, Error> {
         let argv = self.argv()?;
         let invalid = |problem: String, hint: &str| Error::InvalidArgument {
             command: self.to_string(),
@@ -178,8 +188,50 @@ impl Command {
                 ));
             }
         }
+        let user = self.resolve_user()?;
         self.check_program(&argv[0])?;
-        Ok(argv)
+        Ok(Prepared { argv, user })
+    }
+
+    /// `user` as `(uid, gid)`: a name, a uid, or `uid:gid`.
+    fn resolve_user(&self) -> Result<Option<(u32, u32)>, Error> {
+        let Some(user) = &self.user else { return Ok(None) };
+        let invalid = |problem: String, hint: &str| Error::InvalidArgument {
+            command: self.to_string(),
+            problem,
+            hint: hint.to_string(),
+        };
+        let ids = match user.split_once(':') {
+            Some((u, g)) => u.parse::<u32>().ok().zip(g.parse::<u32>().ok()),
+            None => None,
+        };
+        let (uid, gid) = match ids {
+            Some(ids) => ids,
+            None => {
+                let found = match user.parse::<u32>() {
+                    Ok(uid) => nix::unistd::User::from_uid(uid.into()),
+                    Err(_) => nix::unistd::User::from_name(user),
+                };
+                match found {
+                    Ok(Some(u)) => (u.uid.as_raw(), u.gid.as_raw()),
+                    _ => {
+                        return Err(invalid(
+                            format!("the user {user:?} does not exist"),
+                            "create it (useradd) or give an existing user name, uid or uid:gid",
+                        ))
+                    }
+                }
+            }
+        };
+        // SAFETY: geteuid cannot fail.
+        let me = unsafe { libc::geteuid() };
+        if me != 0 && uid != me {
+            return Err(invalid(
+                format!("cannot run as user {user:?}: only root can switch users, and this runs as uid {me}"),
+                "run the tests as root, or leave `.user(...)` out when not running as root",
+            ));
+        }
+        Ok(Some((uid, gid)))
     }
 
     fn check_program(&self, program: &OsStr) -> Result<(), Error> {
@@ -320,7 +372,7 @@ mod tests {
     use super::*;
 
     fn problem(cmd: impl Into<Command>) -> String {
-        match cmd.into().validate() {
+        match cmd.into().validate().map(|p| p.argv) {
             Err(Error::InvalidArgument { problem, .. }) => problem,
             other => panic!("expected InvalidArgument, got {other:?}"),
         }
@@ -366,6 +418,13 @@ mod tests {
         cmd.env.push(("PASSWORD".into(), Some("sec\0ret".into())));
         let p = problem(cmd);
         assert!(p.contains("PASSWORD") && !p.contains("sec"), "{p}");
+    }
+
+    #[test]
+    fn unknown_users_are_explained() {
+        let mut cmd = Command::from("true");
+        cmd.user = Some("no-such-user-mirakuru".into());
+        assert!(problem(cmd).contains("does not exist"));
     }
 
     #[test]

@@ -190,6 +190,14 @@ impl<C: Check> Executor<C> {
         self.configure(|c| c.expected_returncode = Some(code))
     }
 
+    /// Runs the command as another user — a name, a uid or `uid:gid` — with that user's uid and
+    /// primary group and no supplementary groups. PostgreSQL, for one, refuses to run as
+    /// root. Only root can switch users; `start()` says so otherwise. Default: the test's user.
+    pub fn user(self, user: impl Into<String>) -> Self {
+        let user = user.into();
+        self.configure(|c| c.command.user = Some(user))
+    }
+
     /// Where stdin comes from. Default: [`Stdin::Null`].
     pub fn stdin(self, stdin: Stdin) -> Self {
         self.configure(|c| c.command.stdin = stdin)
@@ -343,7 +351,7 @@ impl<C: Check> Inner<C> {
                 hint: "give `.timeout(...)` a positive duration".into(),
             });
         }
-        let argv = self.config.command.validate()?;
+        let prepared = self.config.command.validate()?;
         let monitor = Monitor::new(self.config.output_limit).map_err(|source| Error::Io {
             command: command.clone(),
             action: "preparing to start".into(),
@@ -366,7 +374,7 @@ impl<C: Check> Inner<C> {
         };
         let deadline = Instant::now() + self.config.timeout;
         let process =
-            Process::spawn(&self.config.command, &argv, &extra_env, Arc::clone(&monitor), plan)
+            Process::spawn(&self.config.command, &prepared, &extra_env, Arc::clone(&monitor), plan)
                 .map_err(|source| Error::Spawn { command: command.clone(), source })?;
         self.monitor = Some(monitor);
         match self.wait_until_ready(&process, deadline) {
@@ -392,24 +400,27 @@ impl<C: Check> Inner<C> {
             monitor.clear_wake();
             let exit = monitor.exit();
             cx.reset();
-            match self.check.poll(&mut cx) {
-                Status::Ready => return Ok(()),
-                Status::Failed(reason) => return Err(self.check_failed(process, reason)),
-                Status::NotYet => {}
+            let status = self.check.poll(&mut cx);
+            if status == Status::Ready {
+                return Ok(());
             }
-            if let Some(status) = exit {
-                let status = status.unwrap_or_else(|| ExitStatus::from_raw(0));
+            let exited_early = |status: ExitStatus| Error::ProcessExitedWithError {
+                command: self.config.command.to_string(),
+                status,
+                waited_for: self.check.describe(),
+                after: process.spawned_at.elapsed(),
+                output: monitor.output().tail(TAIL_LINES),
+            };
+            // The exit, when there is one, is the fact to report: it explains a failed check.
+            let exit = exit.map(|s| s.unwrap_or_else(|| ExitStatus::from_raw(0)));
+            match (exit, status) {
+                (Some(exit), _) if !exit.success() => return Err(exited_early(exit)),
+                (Some(exit), Status::Failed(_)) => return Err(exited_early(exit)),
+                (None, Status::Failed(reason)) => return Err(self.check_failed(process, reason)),
                 // A launcher that exits 0 may have left a daemon behind (`pg_ctl start`):
                 // wait on, as long as some process of the tree lives.
-                if !status.success() || !survivors.any_alive(process) {
-                    return Err(Error::ProcessExitedWithError {
-                        command: self.config.command.to_string(),
-                        status,
-                        waited_for: self.check.describe(),
-                        after: process.spawned_at.elapsed(),
-                        output: monitor.output().tail(TAIL_LINES),
-                    });
-                }
+                (Some(exit), _) if !survivors.any_alive(process) => return Err(exited_early(exit)),
+                _ => {}
             }
             let now = Instant::now();
             if now >= deadline {
@@ -626,6 +637,8 @@ macro_rules! named_executor {
             pub fn kill_signal(self, signal: $crate::Signal) -> Self { Self(self.0.kill_signal(signal)) }
             /// See [`Executor::expected_returncode`](crate::Executor::expected_returncode).
             pub fn expected_returncode(self, code: i32) -> Self { Self(self.0.expected_returncode(code)) }
+            /// See [`Executor::user`](crate::Executor::user).
+            pub fn user(self, user: impl Into<String>) -> Self { Self(self.0.user(user)) }
             /// See [`Executor::stdin`](crate::Executor::stdin).
             pub fn stdin(self, stdin: $crate::Stdin) -> Self { Self(self.0.stdin(stdin)) }
             /// See [`Executor::stdout`](crate::Executor::stdout).

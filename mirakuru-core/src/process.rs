@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, Once};
 use std::time::{Duration, Instant};
 
-use crate::command::{Command, Redirect, Stdin};
+use crate::command::{Command, Prepared, Redirect, Stdin};
 use crate::output::{Capture, Output, Stream};
 use crate::signal::Signal;
 use crate::supervisor;
@@ -163,19 +163,28 @@ impl Process {
     /// Spawns `argv` as described by `command`, from the supervisor thread.
     pub(crate) fn spawn(
         command: &Command,
-        argv: &[OsString],
+        prepared: &Prepared,
         extra_env: &[(OsString, OsString)],
         monitor: Arc<Monitor>,
         plan: StopPlan,
     ) -> io::Result<Process> {
         let marker = new_marker()?;
-        let cmd = build(command, argv, extra_env, &marker)?;
+        let cmd = build(command, prepared, extra_env, &marker)?;
         let supervisor = supervisor::get()?;
+        // SAFETY: geteuid cannot fail.
+        let mut uids = vec![unsafe { libc::geteuid() }];
+        if let Some((uid, _)) = prepared.user.filter(|&(uid, _)| uid != uids[0]) {
+            uids.push(uid);
+            if let Some(reaper) = supervisor.reaper() {
+                reaper.allow_user(uid);
+            }
+        }
         let spawned_at = Instant::now();
         let spawned = supervisor.spawn(cmd, Arc::clone(&monitor))?;
         let id = TreeId {
             leader: spawned.pid,
             marker_entry: format!("{MARKER_VAR}={marker}").into_bytes(),
+            uids,
             daemons: Vec::new(),
         };
         let tree = Arc::new(Tree {
@@ -406,12 +415,17 @@ fn new_marker() -> io::Result<String> {
 
 fn build(
     command: &Command,
-    argv: &[OsString],
+    prepared: &Prepared,
     extra_env: &[(OsString, OsString)],
     marker: &str,
 ) -> io::Result<std::process::Command> {
+    let argv = &prepared.argv;
     let mut cmd = std::process::Command::new(&argv[0]);
     cmd.args(&argv[1..]);
+    if let Some((uid, gid)) = prepared.user {
+        // std drops the supplementary groups when root switches user without setting them.
+        cmd.uid(uid).gid(gid);
+    }
     if command.env_clear {
         cmd.env_clear();
     }

@@ -30,7 +30,9 @@ pub(crate) struct Reaper {
 
 const ADD: u8 = b'+';
 const REMOVE: u8 = b'-';
+const USER: u8 = b'u';
 const MAX_SESSIONS: usize = 1024;
+const MAX_USERS: usize = 16;
 const MAX_PROCS: usize = 2048;
 
 impl Reaper {
@@ -66,6 +68,12 @@ impl Reaper {
     /// Tells the reaper a session is gone, so a recycled id is never killed.
     pub(crate) fn forget(&self, sid: u32) {
         self.send(REMOVE, sid);
+    }
+
+    /// Tells the reaper that services also run as `uid` (see `Executor::user`): their
+    /// processes are then swept too. Only root can start such services.
+    pub(crate) fn allow_user(&self, uid: u32) {
+        self.send(USER, uid);
     }
 
     fn send(&self, op: u8, sid: u32) {
@@ -110,6 +118,8 @@ fn reaper_main(lifeline: i32, owner_needle: &[u8], uid: u32) -> ! {
     }
     let mut sessions = [0u32; MAX_SESSIONS];
     let mut count = 0usize;
+    let mut uids = [uid; MAX_USERS];
+    let mut uid_count = 1usize;
     let mut record = [0u8; 5];
     let mut filled = 0usize;
     loop {
@@ -134,6 +144,9 @@ fn reaper_main(lifeline: i32, owner_needle: &[u8], uid: u32) -> ! {
         if record[0] == ADD && count < MAX_SESSIONS {
             sessions[count] = sid;
             count += 1;
+        } else if record[0] == USER && uid_count < MAX_USERS && !uids[..uid_count].contains(&sid) {
+            uids[uid_count] = sid;
+            uid_count += 1;
         } else if record[0] == REMOVE {
             if let Some(i) = sessions[..count].iter().position(|&s| s == sid) {
                 count -= 1;
@@ -141,13 +154,13 @@ fn reaper_main(lifeline: i32, owner_needle: &[u8], uid: u32) -> ! {
             }
         }
     }
-    sweep(&sessions[..count], owner_needle, uid);
+    sweep(&sessions[..count], owner_needle, &uids[..uid_count]);
     // SAFETY: _exit is async-signal-safe and skips atexit handlers inherited from the binary.
     unsafe { libc::_exit(0) }
 }
 
 #[cfg(target_os = "linux")]
-fn sweep(sessions: &[u32], owner_needle: &[u8], uid: u32) {
+fn sweep(sessions: &[u32], owner_needle: &[u8], uids: &[u32]) {
     use crate::sweep::{
         close_over_descendants, environ_matches, for_each_process, ProcInfo, Scratch,
     };
@@ -162,7 +175,7 @@ fn sweep(sessions: &[u32], owner_needle: &[u8], uid: u32) {
     let mut quiet = 0;
     for pass in 0..200 {
         let mut len = 0usize;
-        for_each_process(&mut scratch, uid, |p| {
+        for_each_process(&mut scratch, uids, |p| {
             if p.pid != me && len < MAX_PROCS {
                 infos[len] = p;
                 len += 1;
@@ -200,9 +213,8 @@ fn kill_if_same(p: crate::sweep::ProcInfo) {
         if fd < 0 {
             return;
         }
-        // SAFETY: geteuid cannot fail.
-        let same = crate::sweep::proc_info(p.pid, libc::geteuid())
-            .is_some_and(|now| now.start_time == p.start_time);
+        let same =
+            crate::sweep::proc_info(p.pid, &[]).is_some_and(|now| now.start_time == p.start_time);
         if same {
             libc::syscall(
                 libc::SYS_pidfd_send_signal,
@@ -219,7 +231,7 @@ fn kill_if_same(p: crate::sweep::ProcInfo) {
 /// Without `/proc`, the reaper can still kill the process groups it was told about (each
 /// service leads its own session and group).
 #[cfg(not(target_os = "linux"))]
-fn sweep(sessions: &[u32], _owner_needle: &[u8], _uid: u32) {
+fn sweep(sessions: &[u32], _owner_needle: &[u8], _uids: &[u32]) {
     for &sid in sessions {
         // SAFETY: killpg only takes integers.
         unsafe { libc::killpg(sid as libc::pid_t, libc::SIGKILL) };

@@ -168,14 +168,16 @@ mod linux {
         }
     }
 
-    /// Reads `/proc/<pid>/stat`; `None` if the process is gone or belongs to another user.
-    pub(crate) fn proc_info(pid: u32, uid: u32) -> Option<ProcInfo> {
+    /// Reads `/proc/<pid>/stat`; `None` if the process is gone, a zombie, or owned by a user
+    /// not in `uids` (an empty `uids` accepts every user).
+    pub(crate) fn proc_info(pid: u32, uids: &[u32]) -> Option<ProcInfo> {
         let mut path = [0u8; 64];
         let fd = open_ro(proc_path(&mut path, pid, b"stat"))?;
         // SAFETY: `st` is plain data filled by fstat.
         let mut st: libc::stat = unsafe { std::mem::zeroed() };
         // SAFETY: fstat writes only into `st`.
-        let owner_ok = unsafe { libc::fstat(fd, &mut st) } == 0 && st.st_uid == uid;
+        let owner_ok = unsafe { libc::fstat(fd, &mut st) } == 0
+            && (uids.is_empty() || uids.contains(&st.st_uid));
         let mut buf = [0u8; 1024];
         let len = if owner_ok { read_some(fd, &mut buf) } else { 0 };
         close(fd);
@@ -251,7 +253,7 @@ mod linux {
         }
     }
 
-    /// Calls `f` once with every process of user `uid`, read straight from `/proc` with
+    /// Calls `f` once with every process of the users `uids`, read straight from `/proc` with
     /// getdents64(2). Returns false if `/proc` cannot be read.
     ///
     /// One listing is a snapshot that goes stale while it is read: a process listed alive can
@@ -259,7 +261,7 @@ mod linux {
     /// be missed. So `/proc` is listed again until a listing shows no new pid.
     pub(crate) fn for_each_process(
         scratch: &mut Scratch,
-        uid: u32,
+        uids: &[u32],
         mut f: impl FnMut(ProcInfo),
     ) -> bool {
         let Scratch { seen, listed } = scratch;
@@ -272,7 +274,7 @@ mod linux {
             for &pid in &listed[..len] {
                 if let Err(at) = seen[..seen_len].binary_search(&pid) {
                     new = true;
-                    if let Some(info) = proc_info(pid, uid) {
+                    if let Some(info) = proc_info(pid, uids) {
                         f(info);
                     }
                     if seen_len < MAX_LISTED {
@@ -287,7 +289,7 @@ mod linux {
                 let last = listed[len - 1];
                 return walk_proc(|pid| {
                     if pid > last {
-                        if let Some(info) = proc_info(pid, uid) {
+                        if let Some(info) = proc_info(pid, uids) {
                             f(info);
                         }
                     }
@@ -381,6 +383,9 @@ pub(crate) struct TreeId {
     pub(crate) leader: u32,
     /// `MIRAKURU_OWNER=<owner pid>:<random>` as bytes.
     pub(crate) marker_entry: Vec<u8>,
+    /// The users whose processes may belong to the tree: ours, and the one the service runs
+    /// as. Processes of other users are never considered.
+    pub(crate) uids: Vec<u32>,
     /// Daemons the service reported (pid files), with the start time seen when they were.
     pub(crate) daemons: Vec<(u32, u64)>,
 }
@@ -389,12 +394,10 @@ pub(crate) struct TreeId {
 /// times so that a signal can be checked against pid reuse.
 #[cfg(target_os = "linux")]
 pub(crate) fn tree_members(tree: &TreeId) -> Vec<ProcInfo> {
-    // SAFETY: geteuid cannot fail.
-    let uid = unsafe { libc::geteuid() };
     let me = std::process::id();
     let mut infos = Vec::with_capacity(256);
     let mut scratch = Box::new(Scratch::new());
-    for_each_process(&mut scratch, uid, |info| {
+    for_each_process(&mut scratch, &tree.uids, |info| {
         if info.pid != me {
             infos.push(info);
         }
@@ -423,11 +426,10 @@ pub(crate) fn tree_members(_tree: &TreeId) -> Vec<ProcInfo> {
     Vec::new()
 }
 
-/// The start time of a live process of ours, used to recognise it later.
+/// The start time of a live process, used to recognise it later.
 #[cfg(target_os = "linux")]
 pub(crate) fn start_time(pid: u32) -> Option<u64> {
-    // SAFETY: geteuid cannot fail.
-    proc_info(pid, unsafe { libc::geteuid() }).map(|p| p.start_time)
+    proc_info(pid, &[]).map(|p| p.start_time)
 }
 
 #[cfg(not(target_os = "linux"))]

@@ -274,3 +274,27 @@ fn signal_reaches_the_service() {
     assert_eq!(ex.exit_status().and_then(|s| s.code()), Some(7));
     assert!(ex.stop().is_err(), "exit 7 is not a clean stop");
 }
+
+#[test]
+fn runs_as_another_user_when_root_and_says_why_not_otherwise() {
+    // SAFETY: geteuid cannot fail.
+    let root = unsafe { libc::geteuid() } == 0;
+    let tag = Tag::new();
+    let (k, v) = tag_env(&tag);
+    let mut ex = ready(&["--spawn-children", "1", "--children-setsid"]).user("nobody").env(k, v);
+    if !root {
+        let err = ex.start().expect_err("only root can switch users");
+        assert!(err.to_string().contains("only root"), "{err}");
+        return;
+    }
+    ex.start().expect("start as nobody");
+    let pid = ex.pid().expect("pid");
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("status");
+    let uid_line = status.lines().find(|l| l.starts_with("Uid:")).expect("Uid line");
+    assert!(uid_line.contains("65534"), "{uid_line}");
+    let groups = status.lines().find(|l| l.starts_with("Groups:")).expect("Groups line");
+    assert_eq!(groups.trim(), "Groups:", "supplementary groups dropped");
+    // Its child left the session, and belongs to another user than the test: still stopped.
+    ex.stop().expect("stop");
+    tag.assert_none_left();
+}
