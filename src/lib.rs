@@ -26,6 +26,9 @@
 #[doc(inline)]
 pub use mirakuru_core::*;
 
+#[doc(inline)]
+pub use mirakuru_macros::fixture;
+
 /// Stops a service for the duration of a block: inside it the service is down and `$name`
 /// still refers to it; after it, the service is started again and ready — also when the block
 /// panics or leaves early through `?` or `return`. If the service was not started, it stays
@@ -66,6 +69,11 @@ macro_rules! stopped {
     }};
 }
 
-/// What macro expansions call into. Not a public API.
+/// What macro expansions call into. Not a public API: expansions name everything through
+/// here by absolute path, so a user's crate needs `mirakuru` alone.
 #[doc(hidden)]
-pub mod __private {}
+pub mod __private {
+    pub use core::time::Duration;
+    pub use mirakuru_core::fixture::{Fixtures, OtherNotFailed, Port, ResultFailed, Spec};
+    pub use mirakuru_core::{Fixture, SharedFixture, Signal};
+}

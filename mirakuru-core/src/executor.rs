@@ -251,6 +251,11 @@ impl<C: Check> Executor<C> {
     /// [`expected_returncode`](Executor::expected_returncode)) — for instance because it had
     /// crashed before `stop` was called. The tree is gone either way.
     pub fn stop(&mut self) -> Result<(), Error> {
+        self.stop_shared()
+    }
+
+    /// [`Executor::stop`] through a shared reference, for fixtures.
+    pub(crate) fn stop_shared(&self) -> Result<(), Error> {
         self.lock().stop(None, None)
     }
 
@@ -296,6 +301,11 @@ impl<C: Check> Executor<C> {
     ///
     /// The errors of [`stop`](Executor::stop).
     pub fn stopped(&mut self) -> Result<Stopped<C>, Error> {
+        self.stopped_shared()
+    }
+
+    /// [`Executor::stopped`] through a shared reference, for fixtures handed to tests as `&`.
+    pub(crate) fn stopped_shared(&self) -> Result<Stopped<C>, Error> {
         let was_started = {
             let mut inner = self.lock();
             let was_started = inner.process.is_some();
@@ -357,7 +367,12 @@ impl<C: Check> Inner<C> {
             action: "preparing to start".into(),
             source,
         })?;
-        let mut setup = Setup { command: &self.config.command, monitor: &monitor, env: Vec::new() };
+        let mut setup = Setup {
+            command: &self.config.command,
+            monitor: &monitor,
+            env: Vec::new(),
+            fds: Vec::new(),
+        };
         self.check.prepare(&mut setup).map_err(|problem| Error::InvalidArgument {
             command: command.clone(),
             problem,
@@ -367,15 +382,22 @@ impl<C: Check> Inner<C> {
             return Err(Error::AlreadyRunning { command, reason });
         }
         let extra_env = std::mem::take(&mut setup.env);
+        let pass_fds = std::mem::take(&mut setup.fds);
         let plan = StopPlan {
             stop_signal: self.config.stop_signal,
             kill_signal: self.config.kill_signal,
             stop_timeout: self.config.stop_timeout,
         };
         let deadline = Instant::now() + self.config.timeout;
-        let process =
-            Process::spawn(&self.config.command, &prepared, &extra_env, Arc::clone(&monitor), plan)
-                .map_err(|source| Error::Spawn { command: command.clone(), source })?;
+        let process = Process::spawn(
+            &self.config.command,
+            &prepared,
+            &extra_env,
+            &pass_fds,
+            Arc::clone(&monitor),
+            plan,
+        )
+        .map_err(|source| Error::Spawn { command: command.clone(), source })?;
         self.monitor = Some(monitor);
         match self.wait_until_ready(&process, deadline) {
             Ok(()) => {
@@ -423,6 +445,7 @@ impl<C: Check> Inner<C> {
                 _ => {}
             }
             let now = Instant::now();
+            let deadline = cx.deadline;
             if now >= deadline {
                 return Err(Error::TimeoutExpired {
                     command: self.config.command.to_string(),

@@ -41,10 +41,13 @@
 mod command;
 mod error;
 mod executor;
+mod exit;
+pub mod fixture;
 mod output;
 mod process;
 pub mod ready;
 mod reaper;
+mod shared;
 mod signal;
 mod supervisor;
 mod sweep;
@@ -53,8 +56,10 @@ mod sys;
 pub use command::{Command, Redirect, Stdin};
 pub use error::Error;
 pub use executor::{Executor, Stopped};
+pub use fixture::Fixture;
 pub use output::{Output, Stream, DEFAULT_OUTPUT_LIMIT};
 pub use ready::{
     HttpExecutor, OutputExecutor, PidExecutor, SimpleExecutor, TcpExecutor, UnixSocketExecutor,
 };
+pub use shared::{SharedFixture, SharedGuard, SharedStopped};
 pub use signal::Signal;

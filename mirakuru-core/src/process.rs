@@ -165,20 +165,18 @@ impl Process {
         command: &Command,
         prepared: &Prepared,
         extra_env: &[(OsString, OsString)],
+        pass_fds: &[(std::os::fd::OwnedFd, i32)],
         monitor: Arc<Monitor>,
         plan: StopPlan,
     ) -> io::Result<Process> {
         let marker = new_marker()?;
-        let cmd = build(command, prepared, extra_env, &marker)?;
+        let cmd = build(command, prepared, extra_env, pass_fds, &marker)?;
         let supervisor = supervisor::get()?;
+        // Only our own processes are ever considered. Root owns them all: its services may
+        // run as another user (`Executor::user`), and their workers too (nginx's `nobody`).
         // SAFETY: geteuid cannot fail.
-        let mut uids = vec![unsafe { libc::geteuid() }];
-        if let Some((uid, _)) = prepared.user.filter(|&(uid, _)| uid != uids[0]) {
-            uids.push(uid);
-            if let Some(reaper) = supervisor.reaper() {
-                reaper.allow_user(uid);
-            }
-        }
+        let me = unsafe { libc::geteuid() };
+        let uids = if me == 0 { Vec::new() } else { vec![me] };
         let spawned_at = Instant::now();
         let spawned = supervisor.spawn(cmd, Arc::clone(&monitor))?;
         let id = TreeId {
@@ -228,6 +226,13 @@ impl Process {
     /// Whether any process of the tree still runs.
     pub(crate) fn alive(&self) -> bool {
         self.leader_running() || self.tree.any_member_alive()
+    }
+
+    /// The pids of the processes of the tree that run now, the leader first if it runs.
+    pub(crate) fn tree_pids(&self) -> Vec<u32> {
+        let mut pids: Vec<u32> = self.tree.members().iter().map(|p| p.pid).collect();
+        pids.sort_by_key(|&p| p != self.pid);
+        pids
     }
 
     /// pidfds of the processes of the tree other than the leader, to wait for their exits.
@@ -417,6 +422,7 @@ fn build(
     command: &Command,
     prepared: &Prepared,
     extra_env: &[(OsString, OsString)],
+    pass_fds: &[(std::os::fd::OwnedFd, i32)],
     marker: &str,
 ) -> io::Result<std::process::Command> {
     let argv = &prepared.argv;
@@ -453,9 +459,22 @@ fn build(
     cmd.stdout(redirect(command, &command.stdout)?);
     cmd.stderr(redirect(command, &command.stderr)?);
     let parent = std::process::id() as libc::pid_t;
+    let fds: Vec<(i32, i32)> = pass_fds
+        .iter()
+        .map(|(fd, target)| (std::os::fd::AsRawFd::as_raw_fd(fd), *target))
+        .collect();
     // SAFETY: the closure runs between fork and exec and makes only async-signal-safe calls.
     unsafe {
         cmd.pre_exec(move || {
+            // Passed fds land on their numbers without close-on-exec; ours are closed by exec.
+            for &(fd, target) in &fds {
+                if fd == target {
+                    let flags = libc::fcntl(fd, libc::F_GETFD);
+                    libc::fcntl(fd, libc::F_SETFD, flags & !libc::FD_CLOEXEC);
+                } else if libc::dup2(fd, target) < 0 {
+                    return Err(io::Error::last_os_error());
+                }
+            }
             // A session of its own: its own process group to signal as one, and no
             // controlling terminal, so a Ctrl-C meant for the test binary does not reach it
             // half-way and a program cannot block on a terminal prompt.
@@ -500,10 +519,7 @@ mod live {
     static EXITING: AtomicBool = AtomicBool::new(false);
 
     pub(super) fn register(tree: Arc<Tree>) {
-        HOOK.call_once(|| {
-            // SAFETY: registers a plain `extern "C" fn()`; failure only loses the hook.
-            unsafe { libc::atexit(stop_all_at_exit) };
-        });
+        HOOK.call_once(|| crate::exit::at_exit(stop_all_at_exit));
         LIVE.lock().unwrap_or_else(|p| p.into_inner()).push(tree);
     }
 
@@ -517,8 +533,8 @@ mod live {
     /// Rust never drops statics, and an executor can be leaked: at a normal exit (the end of
     /// `main`, `std::process::exit`, libtest's exit) stop what is left, gracefully and all at
     /// once, as each executor's own stop would.
-    extern "C" fn stop_all_at_exit() {
-        let _ = std::panic::catch_unwind(|| {
+    fn stop_all_at_exit() {
+        {
             EXITING.store(true, Ordering::Release);
             let trees: Vec<Arc<Tree>> = {
                 // Another thread may be inside register(); never wait long for it.
@@ -557,6 +573,6 @@ mod live {
                 }
                 tree.finish();
             }
-        });
+        }
     }
 }

@@ -30,9 +30,7 @@ pub(crate) struct Reaper {
 
 const ADD: u8 = b'+';
 const REMOVE: u8 = b'-';
-const USER: u8 = b'u';
 const MAX_SESSIONS: usize = 1024;
-const MAX_USERS: usize = 16;
 const MAX_PROCS: usize = 2048;
 
 impl Reaper {
@@ -68,12 +66,6 @@ impl Reaper {
     /// Tells the reaper a session is gone, so a recycled id is never killed.
     pub(crate) fn forget(&self, sid: u32) {
         self.send(REMOVE, sid);
-    }
-
-    /// Tells the reaper that services also run as `uid` (see `Executor::user`): their
-    /// processes are then swept too. Only root can start such services.
-    pub(crate) fn allow_user(&self, uid: u32) {
-        self.send(USER, uid);
     }
 
     fn send(&self, op: u8, sid: u32) {
@@ -118,8 +110,6 @@ fn reaper_main(lifeline: i32, owner_needle: &[u8], uid: u32) -> ! {
     }
     let mut sessions = [0u32; MAX_SESSIONS];
     let mut count = 0usize;
-    let mut uids = [uid; MAX_USERS];
-    let mut uid_count = 1usize;
     let mut record = [0u8; 5];
     let mut filled = 0usize;
     loop {
@@ -144,9 +134,6 @@ fn reaper_main(lifeline: i32, owner_needle: &[u8], uid: u32) -> ! {
         if record[0] == ADD && count < MAX_SESSIONS {
             sessions[count] = sid;
             count += 1;
-        } else if record[0] == USER && uid_count < MAX_USERS && !uids[..uid_count].contains(&sid) {
-            uids[uid_count] = sid;
-            uid_count += 1;
         } else if record[0] == REMOVE {
             if let Some(i) = sessions[..count].iter().position(|&s| s == sid) {
                 count -= 1;
@@ -154,7 +141,10 @@ fn reaper_main(lifeline: i32, owner_needle: &[u8], uid: u32) -> ! {
             }
         }
     }
-    sweep(&sessions[..count], owner_needle, &uids[..uid_count]);
+    // Root owns every process; its services and their workers may run as other users.
+    let own = [uid];
+    let uids: &[u32] = if uid == 0 { &[] } else { &own };
+    sweep(&sessions[..count], owner_needle, uids);
     // SAFETY: _exit is async-signal-safe and skips atexit handlers inherited from the binary.
     unsafe { libc::_exit(0) }
 }

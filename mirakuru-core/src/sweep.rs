@@ -384,7 +384,7 @@ pub(crate) struct TreeId {
     /// `MIRAKURU_OWNER=<owner pid>:<random>` as bytes.
     pub(crate) marker_entry: Vec<u8>,
     /// The users whose processes may belong to the tree: ours, and the one the service runs
-    /// as. Processes of other users are never considered.
+    /// as; empty for root, which owns them all. Processes of other users are never considered.
     pub(crate) uids: Vec<u32>,
     /// Daemons the service reported (pid files), with the start time seen when they were.
     pub(crate) daemons: Vec<(u32, u64)>,

@@ -1,1 +1,168 @@
+//! Implementation detail of the `mirakuru` crate: the `#[mirakuru::fixture(...)]` attribute.
+//! Use it as `mirakuru::fixture`; its expansion calls into `mirakuru` only.
+//!
+//! The attribute is read in three steps, one module each, all written on `proc_macro2` so
+//! they are unit-tested: `parse` (what was written), `validate` (whether it makes sense, every
+//! mistake reported at once on its token) and `expand` (the generated code).
 
+#![warn(missing_debug_implementations, rust_2018_idioms, unreachable_pub)]
+#![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
+
+mod errors;
+mod expand;
+mod parse;
+mod validate;
+
+use proc_macro::TokenStream;
+
+/// Starts the services a test depends on before its body, waits until each is ready, and
+/// stops them — whole process trees — after it, whatever happens to the test. On a `static`,
+/// declares a service shared by the tests of the binary.
+///
+/// ```no_run
+/// #[mirakuru::fixture(tcp = auto, cmd = "redis-server --port {port} --save ''")]
+/// #[test]
+/// fn counts(redis: &mirakuru::Fixture) {
+///     let port = redis.port(); // the free port chosen for it
+///     # let _ = port;
+/// }
+/// # fn main() {}
+/// ```
+///
+/// # Where it goes
+///
+/// - On a test function, **above** `#[test]` (or `#[tokio::test]` for an `async fn`):
+///   attributes expand from the top, and the test attribute must see the function after the
+///   fixture parameters are gone. Written below the test attribute, it fails to compile
+///   ("functions used as tests can not have any arguments").
+/// - Several fixture attributes may be stacked. They start in order, top to bottom, and stop
+///   in reverse.
+/// - On a `static` without initializer: a [shared fixture](#shared-fixtures).
+///
+/// # Fixture parameters
+///
+/// Each parameter of the test receives a fixture, and the attribute removes it from the
+/// signature. A parameter binds the fixture whose `name` is the parameter's name; a test with
+/// one fixture and one parameter binds them whatever the names. Write the parameter as
+/// `name: &mirakuru::Fixture`: it gives the service's `port()`, `host()`, `url()`, `socket()`,
+/// `pid()`, `output()`, `tmpdir()`, and works with `mirakuru::stopped!(name, { ... })`.
+///
+/// ```no_run
+/// #[mirakuru::fixture(name = pg, tcp = auto, timeout = "30s", user = "postgres",
+///     cmd = "postgres -D {tmpdir}/data -p {port} -k {tmpdir}")]
+/// #[mirakuru::fixture(name = cache, tcp = auto, args = ["memcached", "-p", "{port}", "-u", "nobody"])]
+/// #[test]
+/// fn both(pg: &mirakuru::Fixture, cache: &mirakuru::Fixture) -> Result<(), String> {
+///     assert_ne!(pg.port(), cache.port());
+///     Ok(())
+/// }
+/// # fn main() {}
+/// ```
+///
+/// A test returning `Err` fails like any other, and the last lines each fixture wrote are
+/// printed; so they are when the test panics. A fixture that cannot start panics too, with
+/// the reason: give `#[should_panic]` an `expected = "..."` message, or such a failure would
+/// pass the test.
+///
+/// # Arguments
+///
+/// `key = value`, separated by commas.
+///
+/// **The command**, exactly one of:
+///
+/// | key | value |
+/// |---|---|
+/// | `cmd` | `"program --flag 'an argument'"`: a command line, split as a POSIX shell would (unbalanced quotes are a compile error) |
+/// | `args` | `["program", "--flag", "an argument"]`: the arguments, as they are |
+///
+/// **Readiness**, at most one (without any, the fixture is ready once the program runs):
+///
+/// | key | ready when |
+/// |---|---|
+/// | `tcp = auto` or `tcp = 6379` | the port accepts TCP connections; `auto` picks a free port, written where `{port}` appears |
+/// | `http = auto` or `http = 8080` | `http://{host}:{port}/` answers with a 2xx status; with `path = "/health"`, or `url = "http://{host}:{port}/health"`; `method = "GET"` (default `HEAD`), `status = 200` or `status = "2\\d\\d"` (a regex matching the whole code) |
+/// | `unix = auto` or `unix = "path"` | the unix socket accepts connections; `auto` is `{socket}` |
+/// | `pid = "path"` | the pid file names a running process |
+/// | `output = "regex"` | a line of stdout or stderr matches (checked at compile time) |
+///
+/// **Options**:
+///
+/// | key | value | default |
+/// |---|---|---|
+/// | `name` | an identifier: binds the parameter of that name, and names the fixture in messages | the program's file name |
+/// | `host` | `"127.0.0.1"`, `"::1"`, `"localhost"`: where TCP and HTTP checks connect, and `{host}` | `"127.0.0.1"` |
+/// | `timeout` | how long it may take to be ready: `"500ms"`, `"30s"`, `"1.5s"`, `"2m"`, `"1h"`, or a number of seconds (`30`) | 60 s |
+/// | `stop_timeout` | how long it may take to stop before it is killed, written the same way | 10 s |
+/// | `env` | `["KEY=value", ...]` | the test's environment |
+/// | `cwd` | the working directory | the test's |
+/// | `shell` | `true` runs `cmd` with `sh -c` | `false` |
+/// | `user` | `"postgres"`, a uid or `"uid:gid"`: run as that user (only root can); `{tmpdir}` is given to them | the test's user |
+/// | `stop_signal` | `SIGINT`, `INT` or `"SIGINT"`: a POSIX signal name | `SIGTERM` |
+/// | `kill_signal` | the signal after the stop timeout | `SIGKILL` |
+/// | `expected_returncode` | the exit code that counts as a clean stop: `143`, `-15` | stopped by the stop signal, or 0 |
+///
+/// **Placeholders**, in `cmd`, `args`, `env` values, `url`, `path`, `cwd`, `pid` and `unix`:
+/// `{port}` (only with `tcp = auto` or `http = auto`: with a fixed port, write the port
+/// itself), `{host}`, `{tmpdir}` (a private directory, removed afterwards), `{socket}` (a
+/// socket path inside it). Any other `{word}` is an error; `${VAR}` is left to the shell.
+///
+/// From Python mirakuru: `envvars` is `env`, `banner` is `output`, `sig_stop` is
+/// `stop_signal`; `timeout` and `expected_returncode` keep their names.
+///
+/// # Shared fixtures
+///
+/// On a `static` of type `mirakuru::SharedFixture`, without initializer: one service for all
+/// the tests of the binary, started by the first test that calls `.get()`, stopped when the
+/// binary exits. It is named in messages after the static, in lower case, unless `name` says
+/// otherwise.
+///
+/// ```no_run
+/// #[mirakuru::fixture(tcp = auto, cmd = "redis-server --port {port} --save ''")]
+/// static REDIS: mirakuru::SharedFixture;
+///
+/// #[test]
+/// fn counts() {
+///     let redis = REDIS.get(); // started here if no test did before
+///     let _port = redis.port();
+/// }
+/// # fn main() {}
+/// ```
+///
+/// # Equivalent code without the attribute
+///
+/// The first example is the same as:
+///
+/// ```no_run
+/// use mirakuru::fixture::{Fixtures, Port, Spec};
+///
+/// #[test]
+/// fn counts() {
+///     let fixtures = Fixtures::start(vec![
+///         Spec::new("redis-server", "redis-server --port {port} --save ''").tcp(Port::Auto),
+///     ]);
+///     let redis: &mirakuru::Fixture = fixtures.get(0);
+///     let body = || {
+///         let port = redis.port();
+///         # let _ = port;
+///     };
+///     body();
+///     fixtures.finish(false); // true prints the output of the fixtures; stops them, last first
+/// }
+/// # fn main() {}
+/// ```
+///
+/// and the shared fixture is:
+///
+/// ```no_run
+/// use mirakuru::fixture::{Port, Spec};
+///
+/// static REDIS: mirakuru::SharedFixture = mirakuru::SharedFixture::new(|| {
+///     Spec::new("redis", "redis-server --port {port} --save ''").tcp(Port::Auto)
+/// });
+/// # fn main() {}
+/// ```
+#[proc_macro_attribute]
+pub fn fixture(args: TokenStream, item: TokenStream) -> TokenStream {
+    expand::fixture(args.into(), item.into()).into()
+}

@@ -172,3 +172,47 @@ pub fn require(program: &str) -> bool {
     println!("skipped: {program} is not installed");
     false
 }
+
+/// A PostgreSQL server program (`initdb`, `postgres`, `pg_ctl`, `psql`): from PATH, or from
+/// Debian's `/usr/lib/postgresql/<version>/bin`, newest version first. Like [`require`], prints
+/// one line and returns `None` when missing, or fails with `MIRAKURU_REQUIRE_SERVICES=1`.
+pub fn postgres_bin(program: &str) -> Option<PathBuf> {
+    let on_path = std::env::var_os("PATH").and_then(|path| {
+        std::env::split_paths(&path).map(|dir| dir.join(program)).find(|p| p.is_file())
+    });
+    let debian = || {
+        let mut versions: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
+            .ok()?
+            .filter_map(|e| Some(e.ok()?.path().join("bin").join(program)))
+            .filter(|p| p.is_file())
+            .collect();
+        versions.sort();
+        versions.pop()
+    };
+    match on_path.or_else(debian) {
+        Some(path) => Some(path),
+        None => {
+            require(program);
+            None
+        }
+    }
+}
+
+/// When running as root, the unprivileged user that servers refusing root (PostgreSQL) run
+/// as, and a directory made theirs; `None` when not root.
+pub fn unprivileged_user_for(dir: &std::path::Path) -> Option<&'static str> {
+    // SAFETY: geteuid cannot fail.
+    if unsafe { libc::geteuid() } != 0 {
+        return None;
+    }
+    let user = ["postgres", "nobody"]
+        .into_iter()
+        .find(|u| {
+            std::process::Command::new("id").arg(u).output().is_ok_and(|o| o.status.success())
+        })
+        .expect("a postgres or nobody user to run PostgreSQL as");
+    let status =
+        std::process::Command::new("chown").args(["-R", user]).arg(dir).status().expect("chown");
+    assert!(status.success(), "chown {user} {}", dir.display());
+    Some(user)
+}

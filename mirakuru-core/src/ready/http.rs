@@ -172,6 +172,24 @@ impl Http {
         &self.url
     }
 
+    /// The request method. Default: `HEAD`.
+    pub fn with_method(mut self, method: impl Into<String>) -> Http {
+        self.method = method.into();
+        self
+    }
+
+    /// The status that counts as ready (see [`HttpExecutor::status`]).
+    pub fn with_status(mut self, status: impl Into<StatusPattern>) -> Http {
+        self.status = status.into();
+        self
+    }
+
+    /// Adds a request header.
+    pub fn with_header(mut self, name: impl Into<String>, value: impl Into<String>) -> Http {
+        self.headers.push((name.into(), value.into()));
+        self
+    }
+
     fn build_request(&self, url: &Url) -> Vec<u8> {
         let body = self.payload.as_ref().map(|pairs| form_encode(pairs));
         let has = |name: &str| self.headers.iter().any(|(k, _)| k.eq_ignore_ascii_case(name));

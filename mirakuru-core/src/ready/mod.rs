@@ -105,6 +105,8 @@ pub struct Setup<'a> {
     pub(crate) command: &'a Command,
     pub(crate) monitor: &'a Monitor,
     pub(crate) env: Vec<(OsString, OsString)>,
+    /// File descriptors the service inherits: (ours, the number it gets in the service).
+    pub(crate) fds: Vec<(std::os::fd::OwnedFd, i32)>,
 }
 
 impl Setup<'_> {
@@ -122,6 +124,12 @@ impl Setup<'_> {
     /// Sets an environment variable for the service (e.g. `NOTIFY_SOCKET`).
     pub fn set_env(&mut self, key: impl Into<OsString>, value: impl Into<OsString>) {
         self.env.push((key.into(), value.into()));
+    }
+
+    /// Gives the service `fd` as its file descriptor number `target` (3 or more; s6-style
+    /// readiness pipes, `--print-address=FD`). Ours is closed once the service is spawned.
+    pub fn pass_fd(&mut self, fd: std::os::fd::OwnedFd, target: i32) {
+        self.fds.push((fd, target));
     }
 
     /// Whether a stream is captured (and so can carry a banner).
@@ -175,6 +183,23 @@ impl<'a> Context<'a> {
     /// Time left before the startup timeout.
     pub fn remaining(&self) -> Duration {
         self.deadline.saturating_duration_since(Instant::now())
+    }
+
+    /// Pushes the startup deadline to `by` from now at the latest, if that is later (the
+    /// service reported progress, as sd_notify's `EXTEND_TIMEOUT_USEC=` does).
+    pub fn extend_deadline(&mut self, by: Duration) {
+        self.deadline = self.deadline.max(Instant::now() + by);
+    }
+
+    /// Counts `pid` as part of the service's tree (a daemon it reported, sd_notify's
+    /// `MAINPID=`), so it is stopped with it. False if `pid` cannot belong to the tree.
+    pub fn adopt(&mut self, pid: u32) -> bool {
+        self.process.adopt(pid)
+    }
+
+    /// The pids of every process of the service's tree that runs now.
+    pub fn tree_pids(&self) -> Vec<u32> {
+        self.process.tree_pids()
     }
 
     /// What the process wrote so far (the captured part).

@@ -5,10 +5,12 @@
 
 mod defects;
 mod executors;
+mod fixtures;
 mod invalid;
 mod lifecycle;
 mod output;
 mod readiness;
+mod services;
 mod trees;
 
 use mirakuru_test::{service, Tag};

@@ -1,0 +1,510 @@
+//! What was written: the attribute's `key = value` arguments, and the item under it (a test
+//! function or a shared fixture's `static`). Nothing here decides whether it makes sense;
+//! that is `validate`'s job.
+
+use proc_macro2::{Delimiter, Group, Punct, Spacing, Span, TokenStream, TokenTree};
+use quote::ToTokens;
+use syn::ext::IdentExt;
+use syn::parse::{ParseStream, Parser};
+use syn::{
+    Attribute, Ident, Lit, LitBool, LitFloat, LitInt, LitStr, Meta, Signature, Token, Type,
+    Visibility,
+};
+
+use crate::errors::Errors;
+
+/// One `key = value` argument.
+pub(crate) struct Arg {
+    pub(crate) key: Ident,
+    pub(crate) value: Value,
+}
+
+impl Arg {
+    /// The key without `r#`.
+    pub(crate) fn name(&self) -> String {
+        self.key.unraw().to_string()
+    }
+}
+
+/// A value as written. Which kinds a key accepts is decided by `validate`.
+pub(crate) enum Value {
+    Str(LitStr),
+    /// An integer, with the span of its `-` sign when negative.
+    Int(Option<Span>, LitInt),
+    Float(LitFloat),
+    Bool(LitBool),
+    Ident(Ident),
+    /// `[a, b, ...]`: the span of the brackets and the elements.
+    List(Span, Vec<Value>),
+    /// Anything else (a path, an expression, another literal), kept for its span.
+    Other(TokenStream),
+    /// A value that could not be read; its error is already reported.
+    Invalid,
+}
+
+impl Value {
+    /// Tokens to span an error on.
+    pub(crate) fn tokens(&self) -> TokenStream {
+        match self {
+            Value::Str(lit) => lit.to_token_stream(),
+            Value::Int(minus, lit) => {
+                let mut tokens = TokenStream::new();
+                if let Some(span) = minus {
+                    let mut punct = Punct::new('-', Spacing::Alone);
+                    punct.set_span(*span);
+                    tokens.extend([TokenTree::Punct(punct)]);
+                }
+                lit.to_tokens(&mut tokens);
+                tokens
+            }
+            Value::Float(lit) => lit.to_token_stream(),
+            Value::Bool(lit) => lit.to_token_stream(),
+            Value::Ident(ident) => ident.to_token_stream(),
+            Value::List(span, _) => {
+                let mut group = Group::new(Delimiter::Bracket, TokenStream::new());
+                group.set_span(*span);
+                TokenTree::Group(group).into()
+            }
+            Value::Other(tokens) => tokens.clone(),
+            Value::Invalid => TokenStream::new(),
+        }
+    }
+
+    /// What kind of value this is, for messages: "a string", "a list", ...
+    pub(crate) fn kind(&self) -> &'static str {
+        match self {
+            Value::Str(_) => "a string",
+            Value::Int(..) => "an integer",
+            Value::Float(_) => "a number with a fraction",
+            Value::Bool(_) => "a boolean",
+            Value::Ident(_) => "an identifier",
+            Value::List(..) => "a list",
+            Value::Other(_) | Value::Invalid => "an expression",
+        }
+    }
+}
+
+/// Reads the attribute's arguments. Each comma-separated argument is read on its own, so one
+/// malformed argument does not hide the mistakes in the others.
+pub(crate) fn args(tokens: TokenStream) -> (Vec<Arg>, Errors) {
+    let mut errors = Errors::default();
+    let mut args = Vec::new();
+    for chunk in split_commas(tokens) {
+        if let Some(arg) = arg(chunk, &mut errors) {
+            args.push(arg);
+        }
+    }
+    (args, errors)
+}
+
+/// Splits at the commas outside brackets; empty pieces (a trailing comma) are dropped, a
+/// doubled comma is kept as a piece holding just that comma.
+fn split_commas(tokens: TokenStream) -> Vec<Vec<TokenTree>> {
+    let mut chunks = Vec::new();
+    let mut current = Vec::new();
+    for tree in tokens {
+        match &tree {
+            TokenTree::Punct(p) if p.as_char() == ',' => {
+                if current.is_empty() {
+                    // `,,` or a leading comma: keep it, so it gets an error of its own.
+                    chunks.push(vec![tree]);
+                } else {
+                    chunks.push(std::mem::take(&mut current));
+                }
+            }
+            _ => current.push(tree),
+        }
+    }
+    if !current.is_empty() {
+        chunks.push(current);
+    }
+    chunks
+}
+
+/// `key = value`.
+fn arg(chunk: Vec<TokenTree>, errors: &mut Errors) -> Option<Arg> {
+    let mut trees = chunk.into_iter();
+    let key = match trees.next()? {
+        TokenTree::Ident(key) => key,
+        other => {
+            errors.spanned(&other, "expected an argument such as `cmd = \"...\"` or `tcp = auto`");
+            return None;
+        }
+    };
+    let name = key.unraw();
+    match trees.next() {
+        Some(TokenTree::Punct(eq)) if eq.as_char() == '=' => {}
+        Some(other) => {
+            errors.spanned(&other, format!("expected `=` after `{name}`, as in `{name} = ...`"));
+            return Some(Arg { key, value: Value::Invalid });
+        }
+        None => {
+            errors.spanned(&key, format!("`{name}` needs a value: write `{name} = ...`"));
+            return Some(Arg { key, value: Value::Invalid });
+        }
+    }
+    let rest: Vec<TokenTree> = trees.collect();
+    if rest.is_empty() {
+        errors.spanned(&key, format!("`{name}` needs a value after `=`"));
+        return Some(Arg { key, value: Value::Invalid });
+    }
+    Some(Arg { key, value: value(rest, errors) })
+}
+
+/// A value: a literal, `-` and an integer, an identifier, `[...]`, or anything else (kept).
+fn value(trees: Vec<TokenTree>, errors: &mut Errors) -> Value {
+    match trees.as_slice() {
+        [TokenTree::Literal(lit)] => match Lit::new(lit.clone()) {
+            Lit::Str(s) => Value::Str(s),
+            Lit::Int(i) => Value::Int(None, i),
+            Lit::Float(f) => Value::Float(f),
+            _ => Value::Other(trees.into_iter().collect()),
+        },
+        [TokenTree::Punct(minus), TokenTree::Literal(lit)] if minus.as_char() == '-' => {
+            match Lit::new(lit.clone()) {
+                Lit::Int(i) => Value::Int(Some(minus.span()), i),
+                _ => Value::Other(trees.into_iter().collect()),
+            }
+        }
+        [TokenTree::Ident(ident)] if ident == "true" || ident == "false" => {
+            Value::Bool(LitBool::new(ident == "true", ident.span()))
+        }
+        [TokenTree::Ident(ident)] => Value::Ident(ident.clone()),
+        [TokenTree::Group(group)] if group.delimiter() == Delimiter::Bracket => {
+            let mut items = Vec::new();
+            for chunk in split_commas(group.stream()) {
+                match chunk.as_slice() {
+                    [TokenTree::Punct(p)] if p.as_char() == ',' => {
+                        errors.spanned(p, "unexpected `,`: a list is written `[a, b]`");
+                    }
+                    _ => items.push(value(chunk, errors)),
+                }
+            }
+            Value::List(group.span(), items)
+        }
+        // What a `macro_rules!` passes as `$value:expr`.
+        [TokenTree::Group(group)] if group.delimiter() == Delimiter::None => {
+            value(group.stream().into_iter().collect(), errors)
+        }
+        _ => Value::Other(trees.into_iter().collect()),
+    }
+}
+
+/// Whether `attr` is a `#[mirakuru::fixture(...)]`, `#[::mirakuru::fixture(...)]` or
+/// `#[fixture(...)]` (with arguments: a bare `#[fixture]` is rstest's).
+pub(crate) fn is_fixture_attr(attr: &Attribute) -> bool {
+    if !matches!(attr.style, syn::AttrStyle::Outer) {
+        return false;
+    }
+    let path = attr.path();
+    let segments: Vec<String> = path.segments.iter().map(|s| s.ident.unraw().to_string()).collect();
+    match segments.as_slice() {
+        [a, b] => a == "mirakuru" && b == "fixture",
+        [a] => a == "fixture" && path.leading_colon.is_none() && matches!(attr.meta, Meta::List(_)),
+        _ => false,
+    }
+}
+
+/// The argument tokens of a stacked fixture attribute.
+pub(crate) fn attr_args(attr: &Attribute) -> syn::Result<TokenStream> {
+    match &attr.meta {
+        Meta::List(list) => Ok(list.tokens.clone()),
+        Meta::Path(_) => Ok(TokenStream::new()),
+        Meta::NameValue(nv) => Err(syn::Error::new_spanned(
+            nv,
+            "write the fixture's arguments in parentheses: #[mirakuru::fixture(cmd = \"...\")]",
+        )),
+    }
+}
+
+/// The item the attribute is on.
+pub(crate) enum Item {
+    Fn(TestFn),
+    Static(SharedStatic),
+    /// Anything else, re-emitted as it is: its attributes, and the tokens from its visibility
+    /// on, with the span of its keyword (`struct`, `impl`, ...).
+    Other {
+        attrs: Vec<Attribute>,
+        rest: TokenStream,
+        keyword: TokenTree,
+    },
+}
+
+/// A test function. Its body is kept as the brace group it is, never parsed: a test body
+/// that does not compile yet must still get our expansion (and its errors must be rustc's).
+pub(crate) struct TestFn {
+    pub(crate) attrs: Vec<Attribute>,
+    pub(crate) vis: Visibility,
+    pub(crate) sig: Signature,
+    pub(crate) body: Group,
+}
+
+/// `static NAME: Type;`, as a shared fixture is declared.
+pub(crate) struct SharedStatic {
+    pub(crate) attrs: Vec<Attribute>,
+    pub(crate) vis: Visibility,
+    pub(crate) static_token: Token![static],
+    pub(crate) mutability: Option<Token![mut]>,
+    pub(crate) ident: Ident,
+    pub(crate) ty: Type,
+    /// `= expr`, which a shared fixture must not have: the `=` and the expression's tokens.
+    pub(crate) init: Option<(Token![=], TokenStream)>,
+    /// Re-emitted, so that the item's span is the user's from end to end.
+    pub(crate) semi_token: Token![;],
+}
+
+/// Reads the item. Fails only when the tokens are not an item we can take apart; the caller
+/// then emits them unchanged so that rustc reports what is wrong with them.
+pub(crate) fn item(tokens: TokenStream) -> syn::Result<Item> {
+    (|input: ParseStream<'_>| parse_item(input)).parse2(tokens)
+}
+
+fn parse_item(input: ParseStream<'_>) -> syn::Result<Item> {
+    let attrs = input.call(Attribute::parse_outer)?;
+    let fork = input.fork();
+    fork.parse::<Visibility>()?;
+    let is_fn = fork.peek(Token![fn])
+        || fork.peek(Token![async])
+        || fork.peek(Token![unsafe])
+        || fork.peek(Token![extern]) && !fork.peek2(Token![crate])
+        || fork.peek(Token![const])
+            && (fork.peek2(Token![fn]) || fork.peek2(Token![async]) || fork.peek2(Token![unsafe]));
+    if fork.peek(Token![static]) {
+        parse_static(input, attrs).map(Item::Static)
+    } else if is_fn {
+        parse_fn(input, attrs).map(Item::Fn)
+    } else {
+        let keyword: TokenTree = fork.parse()?;
+        let rest: TokenStream = input.parse()?;
+        Ok(Item::Other { attrs, rest, keyword })
+    }
+}
+
+fn parse_fn(input: ParseStream<'_>, mut attrs: Vec<Attribute>) -> syn::Result<TestFn> {
+    let vis: Visibility = input.parse()?;
+    let sig: Signature = input.parse()?;
+    let body: Group = match input.parse::<TokenTree>()? {
+        TokenTree::Group(group) if group.delimiter() == Delimiter::Brace => group,
+        other => return Err(syn::Error::new_spanned(other, "expected the function's body")),
+    };
+    if !input.is_empty() {
+        return Err(input.error("unexpected tokens after the function"));
+    }
+    // Inner attributes (`#![allow(...)]`) become outer ones: the body ends up inside a closure
+    // or an async block, where inner attributes are not allowed (tokio-macros does the same).
+    let (inner, stmts) = (|body: ParseStream<'_>| {
+        let inner = body.call(Attribute::parse_inner)?;
+        let rest: TokenStream = body.parse()?;
+        Ok((inner, rest))
+    })
+    .parse2(body.stream())?;
+    let body = if inner.is_empty() {
+        body
+    } else {
+        for mut attr in inner {
+            attr.style = syn::AttrStyle::Outer;
+            attrs.push(attr);
+        }
+        let mut group = Group::new(Delimiter::Brace, stmts);
+        group.set_span(body.span());
+        group
+    };
+    Ok(TestFn { attrs, vis, sig, body })
+}
+
+fn parse_static(input: ParseStream<'_>, attrs: Vec<Attribute>) -> syn::Result<SharedStatic> {
+    let vis: Visibility = input.parse()?;
+    let static_token: Token![static] = input.parse()?;
+    let mutability: Option<Token![mut]> = input.parse()?;
+    let ident: Ident = input.call(Ident::parse_any)?;
+    input.parse::<Token![:]>()?;
+    let ty: Type = input.parse()?;
+    let init = if input.peek(Token![=]) {
+        let eq: Token![=] = input.parse()?;
+        let mut expr = TokenStream::new();
+        while !(input.is_empty() || input.peek(Token![;]) && input.peek2_is_end()) {
+            expr.extend([input.parse::<TokenTree>()?]);
+        }
+        Some((eq, expr))
+    } else {
+        None
+    };
+    let semi_token: Token![;] = input.parse()?;
+    if !input.is_empty() {
+        return Err(input.error("unexpected tokens after the static"));
+    }
+    Ok(SharedStatic { attrs, vis, static_token, mutability, ident, ty, init, semi_token })
+}
+
+/// `peek2` that also sees the end of input.
+trait Peek2IsEnd {
+    fn peek2_is_end(&self) -> bool;
+}
+
+impl Peek2IsEnd for ParseStream<'_> {
+    fn peek2_is_end(&self) -> bool {
+        let fork = self.fork();
+        fork.parse::<TokenTree>().is_ok() && fork.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use quote::quote;
+
+    fn parse_args(tokens: TokenStream) -> Vec<Arg> {
+        let (args, errors) = args(tokens);
+        assert!(errors.is_empty(), "unexpected errors");
+        args
+    }
+
+    fn messages(tokens: TokenStream) -> Vec<String> {
+        match args(tokens).1.finish(()) {
+            Ok(()) => Vec::new(),
+            Err(error) => error.into_iter().map(|e| e.to_string()).collect(),
+        }
+    }
+
+    #[test]
+    fn reads_every_kind_of_value() {
+        let args = parse_args(quote!(
+            cmd = "redis-server",
+            tcp = auto,
+            expected_returncode = -15,
+            timeout = 30,
+            shell = true,
+            env = ["A=1", "B=2"],
+            stop_signal = Signal::SIGINT,
+            x = 1.5,
+        ));
+        let kinds: Vec<(String, &str)> = args.iter().map(|a| (a.name(), a.value.kind())).collect();
+        assert_eq!(
+            kinds,
+            [
+                ("cmd".into(), "a string"),
+                ("tcp".into(), "an identifier"),
+                ("expected_returncode".into(), "an integer"),
+                ("timeout".into(), "an integer"),
+                ("shell".into(), "a boolean"),
+                ("env".into(), "a list"),
+                ("stop_signal".into(), "an expression"),
+                ("x".into(), "a number with a fraction"),
+            ]
+        );
+        assert!(matches!(&args[2].value, Value::Int(Some(_), lit) if lit.base10_digits() == "15"));
+        assert!(matches!(&args[5].value, Value::List(_, items) if items.len() == 2));
+    }
+
+    #[test]
+    fn a_raw_key_is_read_without_its_prefix() {
+        assert_eq!(parse_args(quote!(r#name = pg))[0].name(), "name");
+    }
+
+    #[test]
+    fn malformed_arguments_are_each_reported_and_the_others_still_read() {
+        let tokens = quote!(cmd "x", "tcp", shell, timeout =, name = pg);
+        assert_eq!(
+            messages(tokens.clone()),
+            [
+                "expected `=` after `cmd`, as in `cmd = ...`",
+                "expected an argument such as `cmd = \"...\"` or `tcp = auto`",
+                "`shell` needs a value: write `shell = ...`",
+                "`timeout` needs a value after `=`",
+            ]
+        );
+        let (args, _) = args(tokens);
+        let names: Vec<String> = args.iter().map(Arg::name).collect();
+        assert_eq!(names, ["cmd", "shell", "timeout", "name"]);
+        assert!(matches!(args[0].value, Value::Invalid));
+        assert!(matches!(args[3].value, Value::Ident(_)));
+    }
+
+    #[test]
+    fn a_doubled_comma_is_an_error() {
+        assert_eq!(
+            messages(quote!(tcp = auto,, cmd = "x")),
+            ["expected an argument such as `cmd = \"...\"` or `tcp = auto`"]
+        );
+        assert_eq!(
+            messages(quote!(args = ["a",, "b"])),
+            ["unexpected `,`: a list is written `[a, b]`"]
+        );
+    }
+
+    #[test]
+    fn recognises_fixture_attributes_by_path() {
+        let attrs: Vec<Attribute> = syn::parse_quote!(
+            #[mirakuru::fixture(cmd = "a")]
+            #[::mirakuru::fixture(cmd = "b")]
+            #[fixture(cmd = "c")]
+            #[fixture]
+            #[rstest::fixture]
+            #[test]
+        );
+        let found: Vec<bool> = attrs.iter().map(is_fixture_attr).collect();
+        assert_eq!(found, [true, true, true, false, false, false]);
+    }
+
+    #[test]
+    fn reads_a_test_function_and_lifts_inner_attributes() {
+        let item = item(quote! {
+            #[test]
+            pub async fn reads(redis: &mirakuru::Fixture) -> Result<(), String> {
+                #![allow(unused)]
+                Ok(())
+            }
+        });
+        let Ok(Item::Fn(f)) = item else { panic!("not read as a function") };
+        assert_eq!(f.attrs.len(), 2);
+        assert!(f.attrs[1].path().is_ident("allow"));
+        assert!(f.sig.asyncness.is_some());
+        assert_eq!(f.sig.inputs.len(), 1);
+        assert_eq!(f.body.stream().to_string(), quote!(Ok(())).to_string());
+    }
+
+    #[test]
+    fn reads_a_static_without_initializer() {
+        let item = item(quote! {
+            /// The cache.
+            pub(crate) static REDIS: mirakuru::SharedFixture;
+        });
+        let Ok(Item::Static(s)) = item else { panic!("not read as a static") };
+        assert_eq!(s.ident, "REDIS");
+        assert!(s.mutability.is_none() && s.init.is_none());
+        assert_eq!(s.attrs.len(), 1);
+    }
+
+    #[test]
+    fn reads_a_static_with_mut_and_initializer() {
+        let item = item(quote!(
+            static mut REDIS: Fixture = make(1, 2);
+        ));
+        let Ok(Item::Static(s)) = item else { panic!("not read as a static") };
+        assert!(s.mutability.is_some());
+        assert_eq!(s.init.map(|(_, e)| e.to_string()), Some(quote!(make(1, 2)).to_string()));
+    }
+
+    #[test]
+    fn other_items_are_kept_with_their_keyword() {
+        let item = item(quote!(
+            #[derive(Debug)]
+            pub struct S {
+                a: u8,
+            }
+        ));
+        let Ok(Item::Other { attrs, keyword, .. }) = item else {
+            panic!("not read as another item")
+        };
+        assert_eq!(attrs.len(), 1);
+        assert_eq!(keyword.to_string(), "struct");
+    }
+
+    #[test]
+    fn a_const_item_is_not_a_function() {
+        let item = item(quote!(
+            const X: u8 = 1;
+        ));
+        assert!(matches!(item, Ok(Item::Other { keyword, .. }) if keyword.to_string() == "const"));
+    }
+}

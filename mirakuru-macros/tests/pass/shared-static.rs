@@ -1,0 +1,17 @@
+/// One redis for every test of the binary.
+#[mirakuru::fixture(tcp = auto, cmd = "redis-server --port {port} --save ''")]
+static REDIS: mirakuru::SharedFixture;
+
+#[mirakuru::fixture(name = cache, tcp = auto, cmd = "memcached -p {port}")]
+pub(crate) static MEMCACHED: mirakuru::SharedFixture;
+
+#[test]
+fn counts() {
+    let redis = REDIS.get();
+    assert!(redis.port() > 0);
+}
+
+fn main() {
+    let _: &'static mirakuru::SharedFixture = &REDIS;
+    let _: &'static mirakuru::SharedFixture = &MEMCACHED;
+}

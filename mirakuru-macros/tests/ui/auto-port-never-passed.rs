@@ -1,0 +1,5 @@
+#[mirakuru::fixture(cmd = "redis-server", tcp = auto)]
+#[test]
+fn reads() {}
+
+fn main() {}

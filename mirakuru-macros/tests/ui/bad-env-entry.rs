@@ -1,0 +1,5 @@
+#[mirakuru::fixture(cmd = "server", env = ["MODE=test", "DEBUG", "1ST=x"])]
+#[test]
+fn reads() {}
+
+fn main() {}

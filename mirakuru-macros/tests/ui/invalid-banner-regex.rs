@@ -1,0 +1,5 @@
+#[mirakuru::fixture(cmd = "server", output = "listening on (port")]
+#[test]
+fn reads() {}
+
+fn main() {}

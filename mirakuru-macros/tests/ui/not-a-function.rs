@@ -1,0 +1,4 @@
+#[mirakuru::fixture(cmd = "redis-server")]
+struct Redis;
+
+fn main() {}

@@ -1,0 +1,5 @@
+#[mirakuru::fixture(args = ["server", "--port", "{port}"], output = "ready")]
+#[test]
+fn reads() {}
+
+fn main() {}

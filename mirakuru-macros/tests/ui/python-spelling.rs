@@ -1,0 +1,5 @@
+#[mirakuru::fixture(cmd = "server", banner = "ready")]
+#[test]
+fn reads() {}
+
+fn main() {}

@@ -1,0 +1,5 @@
+#[mirakuru::fixture(cmd = "postgres -D {tempdir}/data")]
+#[test]
+fn reads() {}
+
+fn main() {}

@@ -1,0 +1,5 @@
+#[mirakuru::fixture(cmd = "postgres", stop_signal = SIGFAST)]
+#[test]
+fn reads() {}
+
+fn main() {}

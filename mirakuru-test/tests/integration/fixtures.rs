@@ -1,0 +1,361 @@
+//! The `#[mirakuru::fixture]` attribute with real processes: setup before the body, teardown
+//! after it however it ends, stacking, automatic and fixed ports, shared fixtures, `stopped!`,
+//! async tests, and failures that show the service's output.
+
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use mirakuru::{Fixture, SharedFixture};
+use mirakuru_test::{is_alive, wait_gone};
+
+/// A shell service that says which fixture it is when it starts and when it is stopped.
+macro_rules! logging_service {
+    ($log:expr, $name:expr) => {
+        concat!(
+            "trap 'echo stop-",
+            $name,
+            " >> ",
+            $log,
+            "; exit 0' TERM; echo start-",
+            $name,
+            " >> ",
+            $log,
+            "; echo ready; while :; do sleep 0.01; done"
+        )
+    };
+}
+
+/// The helper service; attribute arguments may be any expression of the right type.
+const SERVICE: &str = env!("CARGO_BIN_EXE_mirakuru-test-service");
+
+static SEEN_PID: AtomicU32 = AtomicU32::new(0);
+
+#[mirakuru::fixture(output = "ready", args = ["sh", "-c", "echo ready; exec sleep 300"])]
+fn passes(svc: &Fixture) {
+    let pid = svc.pid().expect("started before the body");
+    assert!(is_alive(pid));
+    SEEN_PID.store(pid, Ordering::SeqCst);
+}
+
+#[mirakuru::fixture(output = "ready", args = ["sh", "-c", "echo ready; exec sleep 300"])]
+fn panics(svc: &Fixture) {
+    SEEN_PID.store(svc.pid().expect("pid"), Ordering::SeqCst);
+    panic!("the body fails");
+}
+
+#[mirakuru::fixture(output = "ready", args = ["sh", "-c", "echo ready; exec sleep 300"])]
+fn returns_err(svc: &Fixture) -> Result<(), String> {
+    SEEN_PID.store(svc.pid().expect("pid"), Ordering::SeqCst);
+    Err("the body returns an error".into())
+}
+
+/// Runs the three bodies above one after another (they share SEEN_PID).
+#[test]
+fn fixtures_start_before_the_body_and_stop_after_it_however_it_ends() {
+    static SERIAL: Mutex<()> = Mutex::new(());
+    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+
+    passes();
+    let pid = SEEN_PID.load(Ordering::SeqCst);
+    assert!(wait_gone(pid, Duration::from_secs(5)), "stopped after a passing body");
+
+    assert!(std::panic::catch_unwind(panics).is_err());
+    let pid = SEEN_PID.load(Ordering::SeqCst);
+    assert!(wait_gone(pid, Duration::from_secs(5)), "stopped after a panicking body");
+
+    assert!(returns_err().is_err());
+    let pid = SEEN_PID.load(Ordering::SeqCst);
+    assert!(wait_gone(pid, Duration::from_secs(5)), "stopped after a body returning Err");
+}
+
+const STACK_LOG: &str = "/tmp/mirakuru-stack-test.log";
+
+#[mirakuru::fixture(name = first, output = "ready", shell = true, cmd = logging_service!("/tmp/mirakuru-stack-test.log", "first"))]
+#[mirakuru::fixture(name = second, output = "ready", shell = true, cmd = logging_service!("/tmp/mirakuru-stack-test.log", "second"))]
+fn stacked(first: &Fixture, second: &Fixture) {
+    assert_eq!((first.name(), second.name()), ("first", "second"));
+    assert!(first.running() && second.running());
+}
+
+#[test]
+fn stacked_fixtures_start_in_order_and_stop_in_reverse() {
+    let _ = std::fs::remove_file(STACK_LOG);
+    stacked();
+    let log = std::fs::read_to_string(STACK_LOG).expect("log");
+    std::fs::remove_file(STACK_LOG).expect("cleanup");
+    assert_eq!(log, "start-first\nstart-second\nstop-second\nstop-first\n");
+}
+
+/// Ports of the automatic-port tests running right now.
+static ACTIVE_PORTS: Mutex<Vec<u16>> = Mutex::new(Vec::new());
+
+macro_rules! parallel_auto_port_tests {
+    ($($name:ident),*) => {$(
+        #[mirakuru::fixture(tcp = auto, args = [SERVICE, "--tcp", "{port}"])]
+        #[test]
+        fn $name(svc: &Fixture) {
+            let port = svc.port();
+            {
+                let mut active = ACTIVE_PORTS.lock().unwrap_or_else(|p| p.into_inner());
+                assert!(!active.contains(&port), "port {port} is used by two running tests");
+                active.push(port);
+            }
+            std::net::TcpStream::connect(("127.0.0.1", port)).expect("our service listens");
+            std::thread::sleep(Duration::from_millis(100));
+            ACTIVE_PORTS.lock().unwrap_or_else(|p| p.into_inner()).retain(|&p| p != port);
+        }
+    )*};
+}
+
+parallel_auto_port_tests!(
+    auto_port_01,
+    auto_port_02,
+    auto_port_03,
+    auto_port_04,
+    auto_port_05,
+    auto_port_06,
+    auto_port_07,
+    auto_port_08,
+    auto_port_09,
+    auto_port_10,
+    auto_port_11,
+    auto_port_12,
+    auto_port_13,
+    auto_port_14,
+    auto_port_15,
+    auto_port_16
+);
+
+const FIXED_PORT: u16 = 47613;
+static ON_FIXED_PORT: AtomicUsize = AtomicUsize::new(0);
+
+macro_rules! fixed_port_tests {
+    ($($name:ident),*) => {$(
+        #[mirakuru::fixture(tcp = 47613, args = [SERVICE, "--tcp", "47613"])]
+        #[test]
+        fn $name(svc: &Fixture) {
+            assert_eq!(svc.port(), FIXED_PORT);
+            let others = ON_FIXED_PORT.fetch_add(1, Ordering::SeqCst);
+            assert_eq!(others, 0, "two tests use port {FIXED_PORT} at once");
+            std::thread::sleep(Duration::from_millis(50));
+            ON_FIXED_PORT.fetch_sub(1, Ordering::SeqCst);
+        }
+    )*};
+}
+
+fixed_port_tests!(fixed_port_a, fixed_port_b, fixed_port_c, fixed_port_d);
+
+#[mirakuru::fixture(tcp = auto, args = [SERVICE, "--tcp", "{port}"])]
+#[test]
+fn stopped_takes_a_per_test_fixture_down_and_up(svc: &Fixture) {
+    let port = svc.port();
+    let before = svc.pid();
+    mirakuru::stopped!(svc, {
+        assert!(!svc.running());
+        assert!(std::net::TcpStream::connect(("127.0.0.1", port)).is_err());
+    });
+    assert!(svc.running());
+    assert_ne!(svc.pid(), before);
+    std::net::TcpStream::connect(("127.0.0.1", port)).expect("same port, ready again");
+}
+
+#[mirakuru::fixture(tcp = auto, args = [SERVICE, "--tcp", "{port}"])]
+#[test]
+fn stopped_restarts_a_per_test_fixture_after_a_panicking_block(svc: &Fixture) {
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        mirakuru::stopped!(svc, {
+            panic!("inside the stopped block");
+        })
+    }));
+    assert!(result.is_err());
+    assert!(svc.running());
+    std::net::TcpStream::connect(("127.0.0.1", svc.port())).expect("ready again");
+}
+
+#[mirakuru::fixture(name = svc, unix = auto, args = [SERVICE, "--unix", "{socket}"])]
+#[mirakuru::fixture(name = pidfile, pid = "{tmpdir}/service.pid", args = [SERVICE, "--pid-file", "{tmpdir}/service.pid"])]
+#[test]
+fn tmpdir_socket_and_pid_placeholders(svc: &Fixture, pidfile: &Fixture) {
+    std::os::unix::net::UnixStream::connect(svc.socket())
+        .expect("the socket in the fixture's tmpdir");
+    assert!(svc.socket().starts_with(svc.tmpdir()));
+    assert!(pidfile.pid_file().starts_with(pidfile.tmpdir()));
+    assert_ne!(svc.tmpdir(), pidfile.tmpdir(), "one directory per fixture");
+    let mode = std::fs::metadata(svc.tmpdir()).expect("tmpdir").permissions();
+    assert_eq!(std::os::unix::fs::PermissionsExt::mode(&mode) & 0o777, 0o700, "private");
+}
+
+static LAST_TMPDIR: Mutex<Option<std::path::PathBuf>> = Mutex::new(None);
+
+#[mirakuru::fixture(output = "ready", args = ["sh", "-c", "echo ready; exec sleep 300"])]
+fn records_its_tmpdir(svc: &Fixture) {
+    std::fs::write(svc.tmpdir().join("data"), "x").expect("writable");
+    *LAST_TMPDIR.lock().unwrap_or_else(|p| p.into_inner()) = Some(svc.tmpdir().to_path_buf());
+}
+
+#[test]
+fn tmpdirs_are_removed_at_teardown() {
+    records_its_tmpdir();
+    let dir = LAST_TMPDIR.lock().unwrap_or_else(|p| p.into_inner()).clone().expect("recorded");
+    assert!(!dir.exists(), "{} is left", dir.display());
+}
+
+#[mirakuru::fixture(env = ["GREETING=hello {port}"], tcp = auto, args = ["sh", "-c", "echo $GREETING; exec \"$0\" --tcp {port}", SERVICE])]
+#[test]
+fn env_values_and_args_get_placeholders(svc: &Fixture) {
+    let expected = format!("hello {}", svc.port());
+    assert!(svc.output().stdout_lossy().contains(&expected), "{:?}", svc.output());
+}
+
+#[mirakuru::fixture(output = "never printed", timeout = "300ms", args = ["sh", "-c", "echo warming up the cache; exec sleep 300"])]
+fn never_ready(_svc: &Fixture) {}
+
+#[test]
+fn a_fixture_that_fails_to_start_fails_its_test_with_the_error_and_output() {
+    let err = std::panic::catch_unwind(never_ready).expect_err("the fixture cannot start");
+    let message = err
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| err.downcast_ref::<&str>().map(|s| s.to_string()))
+        .unwrap_or_default();
+    assert!(message.contains("not ready after 300ms"), "{message}");
+    assert!(message.contains("warming up the cache"), "the output tail: {message}");
+}
+
+// --- shared fixtures ---
+
+// The service counts its own starts in the fixture's private directory.
+#[mirakuru::fixture(tcp = auto, args = [SERVICE, "--count-file", "{tmpdir}/starts", "--tcp", "{port}"])]
+static SHARED: SharedFixture;
+
+macro_rules! shared_tests {
+    ($($name:ident),*) => {$(
+        #[test]
+        fn $name() {
+            let svc = SHARED.get();
+            std::net::TcpStream::connect(("127.0.0.1", svc.port())).expect("shared service listens");
+            // Under cargo nextest every test is a process of its own, with its own start.
+            let starts = std::fs::read_to_string(svc.tmpdir().join("starts")).unwrap_or_default();
+            assert_eq!(starts.lines().count(), 1, "started exactly once");
+        }
+    )*};
+}
+
+shared_tests!(
+    shared_01, shared_02, shared_03, shared_04, shared_05, shared_06, shared_07, shared_08,
+    shared_09, shared_10, shared_11, shared_12, shared_13, shared_14, shared_15, shared_16,
+    shared_17, shared_18, shared_19, shared_20, shared_21, shared_22, shared_23, shared_24,
+    shared_25, shared_26, shared_27, shared_28, shared_29, shared_30, shared_31, shared_32
+);
+
+#[test]
+fn stopped_on_a_shared_fixture_waits_for_its_users_and_restarts_it() {
+    let svc = SHARED.get();
+    let port = svc.port();
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        mirakuru::stopped!(svc, {
+            assert!(!svc.running());
+            assert!(std::net::TcpStream::connect(("127.0.0.1", port)).is_err());
+            panic!("even when the block panics");
+        })
+    }));
+    assert!(result.is_err());
+    assert!(svc.running());
+    std::net::TcpStream::connect(("127.0.0.1", port))
+        .expect("the shared service is back, on its port");
+}
+
+/// Runs `mirakuru-test-shared` and returns its lines.
+fn run_shared_program(threads: usize, count_file: &std::path::Path, fail: bool) -> Vec<String> {
+    let mut cmd = std::process::Command::new(mirakuru_test::bin_path("mirakuru-test-shared"));
+    cmd.arg(threads.to_string()).arg(count_file);
+    if fail {
+        cmd.arg("fail");
+    }
+    let out = cmd.output().expect("run mirakuru-test-shared");
+    assert!(out.status.success(), "{out:?}");
+    String::from_utf8_lossy(&out.stdout).lines().map(str::to_string).collect()
+}
+
+#[test]
+fn a_shared_fixture_starts_once_for_32_threads_and_stops_when_the_binary_exits() {
+    let dir = mirakuru_test::temp_dir();
+    let count = dir.path().join("starts");
+    let lines = run_shared_program(32, &count, false);
+    assert_eq!(lines.len(), 32, "{lines:?}");
+    let distinct: HashSet<&String> = lines.iter().collect();
+    assert_eq!(distinct.len(), 1, "every thread got the same service: {lines:?}");
+    let starts = std::fs::read_to_string(&count).expect("count file");
+    assert_eq!(starts.lines().count(), 1, "counted by the service itself");
+    // The program has exited: its exit hook must have stopped the service.
+    let pid: u32 = lines[0].rsplit(' ').next().and_then(|p| p.parse().ok()).expect("pid");
+    assert!(wait_gone(pid, Duration::from_secs(1)), "the shared service outlived its program");
+}
+
+#[test]
+fn a_failed_shared_start_is_reported_to_every_user_with_the_original_error() {
+    let dir = mirakuru_test::temp_dir();
+    let count = dir.path().join("starts");
+    let lines = run_shared_program(8, &count, true);
+    assert_eq!(lines.len(), 8, "{lines:?}");
+    for line in &lines {
+        assert!(line.starts_with("error "), "{line}");
+        assert!(line.contains("exit code 7"), "the original error: {line}");
+        assert!(!line.to_lowercase().contains("poison"), "{line}");
+    }
+    let starts = std::fs::read_to_string(&count).expect("count file");
+    assert_eq!(starts.lines().count(), 1, "the failed start is not retried by every user");
+}
+
+#[mirakuru::fixture(name = talker, output = "ready", args = ["sh", "-c", "echo the fixture says its last words; echo ready; exec sleep 300"])]
+#[test]
+fn deliberately_failing_test_for_the_log_check(talker: &Fixture) {
+    // Only fails when the test below runs it in a child process.
+    if std::env::var_os("MIRAKURU_DELIBERATE_FAILURE").is_some() {
+        assert!(talker.running());
+        panic!("deliberate failure");
+    }
+}
+
+#[test]
+fn a_failing_test_shows_its_fixtures_output_labelled() {
+    let out = std::process::Command::new(std::env::current_exe().expect("test binary"))
+        .args([
+            "fixtures::deliberately_failing_test_for_the_log_check",
+            "--exact",
+            "--test-threads",
+            "1",
+        ])
+        .env("MIRAKURU_DELIBERATE_FAILURE", "1")
+        .output()
+        .expect("run the failing test");
+    assert!(!out.status.success());
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    assert!(text.contains("deliberate failure"), "{text}");
+    assert!(text.contains("--- mirakuru fixture `talker`"), "labelled: {text}");
+    assert!(text.contains("the fixture says its last words"), "the output tail: {text}");
+}
+
+#[mirakuru::fixture(tcp = auto, args = [SERVICE, "--tcp", "{port}"])]
+#[tokio::test]
+async fn async_tests_get_their_fixtures(svc: &Fixture) {
+    let stream = tokio::net::TcpStream::connect(("127.0.0.1", svc.port())).await.expect("connect");
+    drop(stream);
+    tokio::task::yield_now().await;
+    assert!(svc.running());
+}
+
+#[mirakuru::fixture(tcp = auto, args = [SERVICE, "--tcp", "{port}"])]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn async_tests_on_a_multi_thread_runtime(svc: &Fixture) -> Result<(), std::io::Error> {
+    let port = svc.port();
+    let handle =
+        tokio::spawn(
+            async move { tokio::net::TcpStream::connect(("127.0.0.1", port)).await.map(drop) },
+        );
+    handle.await.expect("task")?;
+    Ok(())
+}
