@@ -171,6 +171,8 @@ impl Process {
     ) -> io::Result<Process> {
         let marker = new_marker()?;
         let cmd = build(command, prepared, extra_env, pass_fds, &marker)?;
+        // Before the spawn: the count must not include the service's own forks.
+        let forks_at_spawn = sweep::forks_since_boot();
         let supervisor = supervisor::get()?;
         // Only our own processes are ever considered. Root owns them all: its services may
         // run as another user (`Executor::user`), and their workers too (nginx's `nobody`).
@@ -183,6 +185,7 @@ impl Process {
             leader: spawned.pid,
             marker_entry: format!("{MARKER_VAR}={marker}").into_bytes(),
             uids,
+            forks_at_spawn,
             daemons: Vec::new(),
         };
         let tree = Arc::new(Tree {
@@ -358,8 +361,10 @@ impl Tree {
     }
 
     fn terminate(&self, first: Signal, grace: Duration, then: Signal) -> bool {
+        // The grace period starts with the signal, not after the sweep that follows it.
+        let deadline = Instant::now() + grace;
         self.signal(first);
-        if self.wait_gone(Instant::now() + grace) {
+        if self.wait_gone(deadline) {
             return true;
         }
         self.signal(then);

@@ -165,7 +165,7 @@ fn sweep(sessions: &[u32], owner_needle: &[u8], uids: &[u32]) {
     let mut quiet = 0;
     for pass in 0..200 {
         let mut len = 0usize;
-        for_each_process(&mut scratch, uids, |p| {
+        for_each_process(&mut scratch, uids, 0, |p| {
             if p.pid != me && len < MAX_PROCS {
                 infos[len] = p;
                 len += 1;
