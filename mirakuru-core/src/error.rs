@@ -109,6 +109,23 @@ pub enum Error {
         /// The last lines the process wrote.
         output: String,
     },
+    /// The service died after it was ready, while the test was using it: it crashed or
+    /// was killed by something else than mirakuru. Reported by
+    /// [`Executor::check_alive`](crate::Executor::check_alive), and by fixtures when the test
+    /// ends.
+    #[non_exhaustive]
+    ServiceDied {
+        /// The command as given.
+        command: String,
+        /// The process that died: the spawned one, or the main process the service named.
+        pid: u32,
+        /// How it ended, when known (it is for the spawned process, not for a daemon).
+        status: Option<ExitStatus>,
+        /// How long after it became ready its death was noticed.
+        after: Duration,
+        /// The last lines the process wrote.
+        output: String,
+    },
     /// The operating system failed us while controlling the process.
     #[non_exhaustive]
     Io {
@@ -127,6 +144,7 @@ impl Error {
         match self {
             Error::ProcessExitedWithError { status, .. }
             | Error::ProcessFinishedWithError { status, .. } => Some(*status),
+            Error::ServiceDied { status, .. } => *status,
             _ => None,
         }
     }
@@ -137,7 +155,8 @@ impl Error {
             Error::TimeoutExpired { output, .. }
             | Error::ProcessExitedWithError { output, .. }
             | Error::ProcessFinishedWithError { output, .. }
-            | Error::CheckFailed { output, .. } => Some(output),
+            | Error::CheckFailed { output, .. }
+            | Error::ServiceDied { output, .. } => Some(output),
             _ => None,
         }
     }
@@ -153,6 +172,7 @@ impl Error {
             | Error::ProcessExitedWithError { command, .. }
             | Error::ProcessFinishedWithError { command, .. }
             | Error::CheckFailed { command, .. }
+            | Error::ServiceDied { command, .. }
             | Error::Io { command, .. } => command,
         }
     }
@@ -227,6 +247,22 @@ impl fmt::Display for Error {
             }
             Error::CheckFailed { command, check, reason, output } => {
                 write!(f, "`{command}` can never become ready: {check} failed: {reason}; the process was killed")?;
+                with_output(f, output)
+            }
+            Error::ServiceDied { command, pid, status, after, output } => {
+                let how = match status {
+                    Some(status) => describe_status(status),
+                    None => format!(
+                        "process {pid} is gone; its exit status is unknown, as it was not \
+                         started by the test directly"
+                    ),
+                };
+                write!(
+                    f,
+                    "`{command}` died during the test ({how}), noticed {after:?} after it was \
+                     ready; mirakuru did not stop it: it crashed or something else killed it. \
+                     Its last lines may say why"
+                )?;
                 with_output(f, output)
             }
             Error::Io { command, action, source } => {

@@ -3,7 +3,7 @@
 
 use std::ffi::OsString;
 use std::fmt;
-use std::os::fd::BorrowedFd;
+use std::os::fd::{BorrowedFd, OwnedFd};
 use std::os::unix::process::ExitStatusExt;
 use std::path::PathBuf;
 use std::process::ExitStatus;
@@ -14,12 +14,15 @@ use crate::command::{Command, Redirect, Stdin};
 use crate::error::Error;
 use crate::output::{Output, DEFAULT_OUTPUT_LIMIT};
 use crate::process::{Monitor, Process, StopPlan};
-use crate::ready::{Check, Context, Setup, Status};
+use crate::ready::{Captures, Check, Context, Setup, Status};
 use crate::signal::Signal;
 use crate::sys;
 
 /// How many lines of output an error message carries.
 const TAIL_LINES: usize = 20;
+
+/// How long a failed check waits for the exit of a process that is probably exiting.
+const EXIT_GRACE: Duration = Duration::from_millis(50);
 
 /// Runs a command and blocks in [`start`](Executor::start) until `check` says it is ready.
 ///
@@ -66,6 +69,32 @@ struct Inner<C: Check> {
     /// Output of the current or the last run, kept after stop for post-mortems.
     monitor: Option<Arc<Monitor>>,
     ready_after: Option<Duration>,
+    /// When the service became ready, and what tells whether it still runs.
+    alive: Option<Liveness>,
+    /// Time to ready of the whole check and of its parts, of the last start.
+    times: Vec<(String, Duration)>,
+}
+
+/// After ready: which process is the service, whose death is the service's death.
+#[derive(Debug)]
+struct Liveness {
+    ready_at: Instant,
+    main: Main,
+}
+
+#[derive(Debug)]
+enum Main {
+    /// The spawned process (the usual case): its exit status is known. An exit with code 0
+    /// is a death only if it left processes behind when it became ready (a launcher such as
+    /// `pg_ctl start`, exiting once its server is up): then the tree is watched after it;
+    /// otherwise the service finished, as a one-shot command or after a SHUTDOWN, which
+    /// [`Executor::stop`] does not count as an error either.
+    Leader { others: bool },
+    /// A process the service named (sd_notify `MAINPID=`, a pid file): watched through a
+    /// pidfd where there are pidfds, else by pid and start time.
+    Pid { pid: u32, pidfd: Option<OwnedFd>, start: Option<u64> },
+    /// The launcher had exited (it daemonized) and named nobody: any process of the tree.
+    Tree,
 }
 
 #[derive(Clone)]
@@ -93,7 +122,15 @@ impl<C: Check> Executor<C> {
             expected_returncode: None,
             output_limit: DEFAULT_OUTPUT_LIMIT,
         };
-        let inner = Inner { config, check, process: None, monitor: None, ready_after: None };
+        let inner = Inner {
+            config,
+            check,
+            process: None,
+            monitor: None,
+            ready_after: None,
+            alive: None,
+            times: Vec::new(),
+        };
         Executor { inner: Arc::new(Mutex::new(inner)) }
     }
 
@@ -113,7 +150,19 @@ impl<C: Check> Executor<C> {
         self
     }
 
-    pub(crate) fn read_check<R>(&self, f: impl FnOnce(&C) -> R) -> R {
+    /// Reads the readiness check's own state: what it saw in the last start.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), mirakuru::Error> {
+    /// use mirakuru::{ready, Executor};
+    ///
+    /// let mut ex = Executor::new(["sh", "-c", "echo :99 >&3; exec sleep 30"], ready::ready_fd(3));
+    /// ex.start()?;
+    /// assert_eq!(ex.read_check(|fd| fd.line()).as_deref(), Some(":99"));
+    /// ex.stop()?;
+    /// # Ok(()) }
+    /// ```
+    pub fn read_check<R>(&self, f: impl FnOnce(&C) -> R) -> R {
         f(&self.lock().check)
     }
 
@@ -341,6 +390,91 @@ impl<C: Check> Executor<C> {
     pub fn ready_after(&self) -> Option<Duration> {
         self.lock().ready_after
     }
+
+    /// How long after the spawn each check became ready in the last successful start: the
+    /// whole check first, then, for combinators ([`ready::All`](crate::ready::All),
+    /// [`ready::Any`](crate::ready::Any)), each part that became ready, nested parts after
+    /// their parent. Empty before a successful start. The same numbers are emitted as
+    /// `tracing` events (target `mirakuru`, fields `command`, `check`, `elapsed_ms`).
+    ///
+    /// ```
+    /// # fn main() -> Result<(), mirakuru::Error> {
+    /// use mirakuru::{ready, Executor};
+    ///
+    /// let mut ex = Executor::new(
+    ///     ["sh", "-c", "echo one; sleep 0.05; echo two; exec sleep 30"],
+    ///     ready::all().with(ready::Banner::new("one")).with(ready::Banner::new("two")),
+    /// );
+    /// ex.start()?;
+    /// let times = ex.readiness_times();
+    /// assert_eq!(times.len(), 3); // the whole, then each banner
+    /// assert!(times[1].1 <= times[2].1);
+    /// assert!(times[0].1 >= times[2].1); // ready once the last part was
+    /// ex.stop()?;
+    /// # Ok(()) }
+    /// ```
+    pub fn readiness_times(&self) -> Vec<(String, Duration)> {
+        self.lock().times.clone()
+    }
+
+    /// What the check captured in the last start: the groups of a banner or file regex,
+    /// the line written to a readiness fd (see [`Captures`]).
+    pub fn captures(&self) -> Option<Captures> {
+        self.lock().check.captures()
+    }
+
+    /// The TCP port the check waits on, or found the service listening on (a service started
+    /// on port 0 and checked with [`ready::listening`](crate::ready::listening); a banner
+    /// group named `port`). `None` if no check knows one.
+    pub fn port(&self) -> Option<u16> {
+        self.lock().check.port()
+    }
+
+    /// The service's main process, while started: the one it named (sd_notify `MAINPID=`, its
+    /// pid file), else the spawned one.
+    pub fn main_pid(&self) -> Option<u32> {
+        let inner = self.lock();
+        let process = inner.process.as_ref()?;
+        match inner.alive.as_ref().map(|l| &l.main) {
+            Some(Main::Pid { pid, .. }) => Some(*pid),
+            _ => Some(process.pid),
+        }
+    }
+
+    /// Whether the service still runs, as an error that says how it died if it did not:
+    /// call it in a test to fail with "redis died during the test (killed by signal 9); its
+    /// last lines: …" instead of the confusing connection error that would follow.
+    /// Fixtures check it when the test ends.
+    ///
+    /// The service is its main process: the spawned one, or the one it named (sd_notify
+    /// `MAINPID=`, a pid file); for a launcher that daemonized without naming its daemon,
+    /// any process of its tree. An exit with code 0 is no death — the service finished (a
+    /// one-shot command, a SHUTDOWN sent by the test), as for [`stop`](Executor::stop) —
+    /// unless it leaves the service's other processes behind, which are then watched. `Ok`
+    /// when the service is not started.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::ServiceDied`], with the exit status when it is known and the output tail.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), mirakuru::Error> {
+    /// use mirakuru::{Error, SimpleExecutor};
+    ///
+    /// let mut ex = SimpleExecutor::new(["sh", "-c", "sleep 0.05; echo oops >&2; exit 3"]);
+    /// ex.start()?;
+    /// ex.check_alive()?; // running
+    /// std::thread::sleep(std::time::Duration::from_millis(500));
+    /// let err = ex.check_alive().unwrap_err();
+    /// assert!(matches!(err, Error::ServiceDied { .. }));
+    /// assert_eq!(err.exit_status().and_then(|s| s.code()), Some(3));
+    /// assert!(err.to_string().contains("oops"));
+    /// let _ = ex.stop(); // reports the unexpected exit too
+    /// # Ok(()) }
+    /// ```
+    pub fn check_alive(&self) -> Result<(), Error> {
+        self.lock().check_alive()
+    }
 }
 
 impl<C: Check> Inner<C> {
@@ -372,14 +506,30 @@ impl<C: Check> Inner<C> {
             monitor: &monitor,
             env: Vec::new(),
             fds: Vec::new(),
+            user: prepared.user,
         };
-        self.check.prepare(&mut setup).map_err(|problem| Error::InvalidArgument {
-            command: command.clone(),
-            problem,
-            hint: "fix the readiness check's arguments".into(),
-        })?;
-        if let Some(reason) = self.check.already_running(&setup)? {
-            return Err(Error::AlreadyRunning { command, reason });
+        self.times.clear();
+        self.alive = None;
+        let prepared_check =
+            self.check.prepare(&mut setup).map_err(|problem| Error::InvalidArgument {
+                command: command.clone(),
+                problem,
+                hint: "fix the readiness check's arguments".into(),
+            });
+        let already = match prepared_check {
+            Ok(()) => self.check.already_running(&setup),
+            Err(err) => Err(err),
+        };
+        match already {
+            Ok(None) => {}
+            Ok(Some(reason)) => {
+                self.check.release();
+                return Err(Error::AlreadyRunning { command, reason });
+            }
+            Err(err) => {
+                self.check.release();
+                return Err(err);
+            }
         }
         let extra_env = std::mem::take(&mut setup.env);
         let pass_fds = std::mem::take(&mut setup.fds);
@@ -389,31 +539,106 @@ impl<C: Check> Inner<C> {
             stop_timeout: self.config.stop_timeout,
         };
         let deadline = Instant::now() + self.config.timeout;
-        let process = Process::spawn(
+        let spawned = Process::spawn(
             &self.config.command,
             &prepared,
             &extra_env,
             &pass_fds,
             Arc::clone(&monitor),
             plan,
-        )
-        .map_err(|source| Error::Spawn { command: command.clone(), source })?;
+        );
+        // The service has its copies now. Ours must go: a readiness pipe only reports
+        // "closed" once every write end is.
+        drop(pass_fds);
+        let process = match spawned {
+            Ok(process) => process,
+            Err(source) => {
+                self.check.release();
+                return Err(Error::Spawn { command, source });
+            }
+        };
         self.monitor = Some(monitor);
         match self.wait_until_ready(&process, deadline) {
-            Ok(()) => {
-                self.ready_after = Some(process.spawned_at.elapsed());
+            Ok(main_pid) => {
+                let after = process.spawned_at.elapsed();
+                self.ready_after = Some(after);
+                self.times = std::iter::once((self.check.describe(), after))
+                    .chain(self.check.ready_times())
+                    .collect();
+                for (check, elapsed) in &self.times {
+                    tracing::info!(
+                        target: "mirakuru",
+                        command = %command,
+                        check = %check,
+                        elapsed_ms = elapsed.as_secs_f64() * 1000.0,
+                        "ready"
+                    );
+                }
+                self.alive =
+                    Some(Liveness { ready_at: Instant::now(), main: main(&process, main_pid) });
                 self.process = Some(process);
                 Ok(())
             }
             Err(err) => {
                 // Nothing of a failed start survives it.
                 process.terminate(self.config.kill_signal, Duration::ZERO, Signal::SIGKILL);
+                self.check.release();
+                tracing::warn!(target: "mirakuru", command = %command, error = %err, "start failed");
                 Err(err)
             }
         }
     }
 
-    fn wait_until_ready(&mut self, process: &Process, deadline: Instant) -> Result<(), Error> {
+    fn check_alive(&mut self) -> Result<(), Error> {
+        let (Some(process), Some(alive)) = (&self.process, &self.alive) else {
+            return Ok(());
+        };
+        let leader_exit =
+            || process.monitor().exit().map(|s| s.unwrap_or_else(|| ExitStatus::from_raw(0)));
+        let (dead, status, pid) = match &alive.main {
+            Main::Leader { others } => match leader_exit() {
+                None => (false, None, process.pid),
+                Some(status) if !status.success() => (true, Some(status), process.pid),
+                Some(_) if *others => (!process.alive(), None, process.pid),
+                Some(_) => (false, None, process.pid),
+            },
+            Main::Pid { pid, pidfd, start } => {
+                let gone = match pidfd {
+                    Some(fd) => {
+                        sys::poll_readable(&[std::os::fd::AsFd::as_fd(fd)], Some(Duration::ZERO))
+                            .map(|r| r.first().copied().unwrap_or(false))
+                            .unwrap_or(false)
+                    }
+                    None => {
+                        !matches!(sys::kill(*pid as i32, 0), Ok(true))
+                            || (start.is_some() && crate::sweep::start_time(*pid) != *start)
+                    }
+                };
+                (gone, None, *pid)
+            }
+            // The launcher's exit says nothing of how its daemon ended.
+            Main::Tree => (!process.alive(), None, process.pid),
+        };
+        if !dead {
+            return Ok(());
+        }
+        let err = Error::ServiceDied {
+            command: self.config.command.to_string(),
+            pid,
+            status,
+            after: alive.ready_at.elapsed(),
+            output: process.monitor().output().tail(TAIL_LINES),
+        };
+        tracing::warn!(target: "mirakuru", command = %self.config.command, error = %err, "service died");
+        Err(err)
+    }
+
+    /// Polls the check until it is ready; returns the main pid a check named, if one did.
+    fn wait_until_ready(
+        &mut self,
+        process: &Process,
+        deadline: Instant,
+    ) -> Result<Option<u32>, Error> {
         let monitor = Arc::clone(process.monitor());
         let mut cx = Context::new(process, deadline);
         let mut survivors = Survivors::default();
@@ -422,9 +647,10 @@ impl<C: Check> Inner<C> {
             monitor.clear_wake();
             let exit = monitor.exit();
             cx.reset();
+            cx.port = self.check.port();
             let status = self.check.poll(&mut cx);
             if status == Status::Ready {
-                return Ok(());
+                return Ok(cx.main_pid);
             }
             let exited_early = |status: ExitStatus| Error::ProcessExitedWithError {
                 command: self.config.command.to_string(),
@@ -438,7 +664,18 @@ impl<C: Check> Inner<C> {
             match (exit, status) {
                 (Some(exit), _) if !exit.success() => return Err(exited_early(exit)),
                 (Some(exit), Status::Failed(_)) => return Err(exited_early(exit)),
-                (None, Status::Failed(reason)) => return Err(self.check_failed(process, reason)),
+                (None, Status::Failed(reason)) => {
+                    // A check often fails because the process is exiting (its output closed
+                    // first): its exit status, once published, is the better explanation.
+                    if monitor.wait_exit_until(Instant::now() + EXIT_GRACE) {
+                        if let Some(status) = monitor.exit().flatten() {
+                            if !status.success() {
+                                return Err(exited_early(status));
+                            }
+                        }
+                    }
+                    return Err(self.check_failed(process, reason));
+                }
                 // A launcher that exits 0 may have left a daemon behind (`pg_ctl start`):
                 // wait on, as long as some process of the tree lives.
                 (Some(exit), _) if !survivors.any_alive(process) => return Err(exited_early(exit)),
@@ -485,7 +722,18 @@ impl<C: Check> Inner<C> {
             return Ok(());
         };
         let signal = signal.unwrap_or(self.config.stop_signal);
+        let stopping = Instant::now();
         let ended = process.terminate(signal, self.config.stop_timeout, self.config.kill_signal);
+        self.check.release();
+        let uptime = self.alive.take().map(|a| a.ready_at.elapsed());
+        tracing::info!(
+            target: "mirakuru",
+            command = %self.config.command,
+            stop_ms = stopping.elapsed().as_secs_f64() * 1000.0,
+            ready_for_ms = uptime.map(|d| d.as_secs_f64() * 1000.0),
+            graceful = ended.graceful,
+            "stopped"
+        );
         let Some(status) = ended.status else {
             return Ok(());
         };
@@ -519,7 +767,22 @@ impl<C: Check> Inner<C> {
     fn kill(&mut self) {
         if let Some(process) = self.process.take() {
             process.terminate(self.config.kill_signal, Duration::from_secs(5), Signal::SIGKILL);
+            self.check.release();
+            self.alive = None;
+            tracing::info!(target: "mirakuru", command = %self.config.command, "killed");
         }
+    }
+}
+
+/// What counts as the service once it is ready: the process a check named, else the spawned
+/// one, else (a launcher that exited) the tree.
+fn main(process: &Process, named: Option<u32>) -> Main {
+    match named {
+        Some(pid) if pid != process.pid => {
+            Main::Pid { pid, pidfd: sys::pidfd_open(pid), start: crate::sweep::start_time(pid) }
+        }
+        _ if process.leader_running() => Main::Leader { others: process.tree_pids().len() > 1 },
+        _ => Main::Tree,
     }
 }
 
@@ -695,3 +958,81 @@ macro_rules! named_executor {
     };
 }
 pub(crate) use named_executor;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ready;
+    use std::sync::Mutex;
+    use tracing::field::{Field, Visit};
+    use tracing::span::{Attributes, Id, Record};
+    use tracing::{Event, Metadata, Subscriber};
+
+    /// The events of one thread, as `message field=value ...` lines.
+    #[derive(Default)]
+    struct Recorder(Mutex<Vec<String>>);
+
+    struct Line(String);
+
+    impl Visit for Line {
+        fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+            if field.name() == "message" {
+                self.0.insert_str(0, &format!("{value:?}"));
+            } else {
+                self.0.push_str(&format!(" {}={value:?}", field.name()));
+            }
+        }
+    }
+
+    impl Subscriber for &'static Recorder {
+        fn enabled(&self, _: &Metadata<'_>) -> bool {
+            true
+        }
+        fn new_span(&self, _: &Attributes<'_>) -> Id {
+            Id::from_u64(1)
+        }
+        fn record(&self, _: &Id, _: &Record<'_>) {}
+        fn record_follows_from(&self, _: &Id, _: &Id) {}
+        fn event(&self, event: &Event<'_>) {
+            let mut line = Line(String::new());
+            event.record(&mut line);
+            self.0.lock().unwrap_or_else(|p| p.into_inner()).push(line.0);
+        }
+        fn enter(&self, _: &Id) {}
+        fn exit(&self, _: &Id) {}
+    }
+
+    #[test]
+    fn ready_and_stop_are_tracing_events_with_the_time_of_each_check() {
+        let recorder: &'static Recorder = Box::leak(Box::default());
+        tracing::subscriber::with_default(recorder, || {
+            let mut ex = Executor::new(
+                ["sh", "-c", "echo one; echo two; exec sleep 30"],
+                ready::all().with(ready::Banner::new("one")).with(ready::Banner::new("two")),
+            );
+            ex.start().expect("start");
+            ex.stop().expect("stop");
+        });
+        let lines = recorder.0.lock().expect("lines").clone();
+        let ready: Vec<&String> = lines.iter().filter(|l| l.starts_with("ready")).collect();
+        assert_eq!(ready.len(), 3, "the whole check and each part: {lines:#?}");
+        assert!(ready[0].contains("check=all of"), "{lines:#?}");
+        assert!(ready[1].contains("check=the output to match \"one\""), "{lines:#?}");
+        assert!(ready.iter().all(|l| l.contains("command=sh -c") && l.contains("elapsed_ms=")));
+        assert!(lines.iter().any(|l| l.starts_with("stopped") && l.contains("graceful=true")));
+    }
+
+    #[test]
+    fn a_failed_start_is_a_tracing_event() {
+        let recorder: &'static Recorder = Box::leak(Box::default());
+        tracing::subscriber::with_default(recorder, || {
+            let mut ex = Executor::new(["sh", "-c", "exit 4"], ready::Banner::new("never"));
+            assert!(ex.start().is_err());
+        });
+        let lines = recorder.0.lock().expect("lines").clone();
+        assert!(
+            lines.iter().any(|l| l.starts_with("start failed") && l.contains("exit code 4")),
+            "{lines:#?}"
+        );
+    }
+}

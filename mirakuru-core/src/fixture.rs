@@ -21,11 +21,11 @@ use std::fmt;
 use std::net::TcpListener;
 use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crate::executor::Executor;
-use crate::ready::{self, Check, StatusPattern};
+use crate::ready::{self, Captures, Check, Context, Status, StatusPattern};
 use crate::{Error, Output, Signal, Stopped};
 
 /// How many ports an automatic-port fixture tries before giving up.
@@ -50,26 +50,96 @@ enum Cmd {
     Args(Vec<String>),
 }
 
-/// When the fixture is ready.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A readiness check built at each start by user code.
+type Factory = Arc<dyn Fn() -> Box<dyn Check> + Send + Sync>;
+/// A custom check's closure, shared by the starts of the fixture.
+type CustomFn = Arc<dyn Fn(&Context<'_>) -> Status + Send + Sync>;
+
+/// One thing the fixture waits for.
+#[derive(Clone)]
 enum Readiness {
-    Started,
     Tcp(Port),
-    Http { port: Port, path: String, url: Option<String> },
+    /// `tcp = discover`: whatever TCP port the service listens on.
+    Discover,
+    Http {
+        port: Port,
+        path: String,
+        url: Option<String>,
+    },
     Unix(Option<String>),
     Pid(String),
     Output(String),
+    Notify,
+    ReadyFd(i32),
+    Exec(Cmd),
+    Redis(Port),
+    Postgres(Port),
+    File(String),
+    Custom(String, CustomFn),
+    Check(Factory),
+}
+
+impl fmt::Debug for Readiness {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Readiness::Tcp(p) => write!(f, "Tcp({p:?})"),
+            Readiness::Discover => write!(f, "Discover"),
+            Readiness::Http { port, path, url } => write!(f, "Http({port:?}, {path:?}, {url:?})"),
+            Readiness::Unix(p) => write!(f, "Unix({p:?})"),
+            Readiness::Pid(p) => write!(f, "Pid({p:?})"),
+            Readiness::Output(b) => write!(f, "Output({b:?})"),
+            Readiness::Notify => write!(f, "Notify"),
+            Readiness::ReadyFd(n) => write!(f, "ReadyFd({n})"),
+            Readiness::Exec(c) => write!(f, "Exec({c:?})"),
+            Readiness::Redis(p) => write!(f, "Redis({p:?})"),
+            Readiness::Postgres(p) => write!(f, "Postgres({p:?})"),
+            Readiness::File(p) => write!(f, "File({p:?})"),
+            Readiness::Custom(what, _) => write!(f, "Custom({what:?})"),
+            Readiness::Check(_) => write!(f, "Check(..)"),
+        }
+    }
+}
+
+impl Readiness {
+    /// The port this check waits on, if it is one that waits on a port.
+    fn port(&self) -> Option<Port> {
+        match self {
+            Readiness::Tcp(p)
+            | Readiness::Http { port: p, .. }
+            | Readiness::Redis(p)
+            | Readiness::Postgres(p) => Some(*p),
+            _ => None,
+        }
+    }
 }
 
 /// A fixture's description: what `#[mirakuru::fixture(...)]` arguments become. Every string
 /// may contain `{port}`, `{host}`, `{tmpdir}` (the fixture's private directory) and `{socket}`
 /// (a socket path inside it), filled in at start.
+///
+/// The readiness setters ([`tcp`](Spec::tcp), [`notify`](Spec::notify),
+/// [`redis`](Spec::redis), …) add up: with several, the fixture is ready when all of them are
+/// — or any of them, with [`ready_any`](Spec::ready_any). Without any, it is ready once the
+/// program runs. Checks on a port share the fixture's one port: `Port::Auto` everywhere
+/// means the same free port.
+///
+/// ```no_run
+/// use mirakuru::fixture::{Fixtures, Port, Spec};
+///
+/// let fixtures = Fixtures::start(vec![Spec::new("redis", "redis-server --port {port} --save '' --supervised systemd")
+///     .notify()
+///     .redis(Port::Auto)]);
+/// assert!(fixtures.get(0).port() > 0);
+/// fixtures.finish(false);
+/// ```
 #[derive(Debug, Clone)]
 #[must_use]
 pub struct Spec {
     name: String,
     cmd: Cmd,
-    readiness: Readiness,
+    readiness: Vec<Readiness>,
+    any: bool,
+    owned: bool,
     host: String,
     timeout: Option<Duration>,
     stop_timeout: Option<Duration>,
@@ -82,6 +152,10 @@ pub struct Spec {
     method: Option<String>,
     status: Option<StatusPattern>,
     user: Option<String>,
+    exec_output: Option<String>,
+    exec_timeout: Option<Duration>,
+    file_matches: Option<String>,
+    file_line: Option<usize>,
 }
 
 impl Spec {
@@ -102,7 +176,9 @@ impl Spec {
         Spec {
             name,
             cmd,
-            readiness: Readiness::Started,
+            readiness: Vec::new(),
+            any: false,
+            owned: false,
             host: "127.0.0.1".into(),
             timeout: None,
             stop_timeout: None,
@@ -115,43 +191,149 @@ impl Spec {
             method: None,
             status: None,
             user: None,
+            exec_output: None,
+            exec_timeout: None,
+            file_matches: None,
+            file_line: None,
         }
     }
 
-    /// Ready when `{host}:port` accepts TCP connections.
-    pub fn tcp(mut self, port: Port) -> Spec {
-        self.readiness = Readiness::Tcp(port);
+    fn ready_when(mut self, readiness: Readiness) -> Spec {
+        self.readiness.push(readiness);
         self
+    }
+
+    /// Ready when `{host}:port` accepts TCP connections.
+    pub fn tcp(self, port: Port) -> Spec {
+        self.ready_when(Readiness::Tcp(port))
+    }
+
+    /// Ready when the service listens on a TCP port, whichever: start it on port 0 (write
+    /// `0` in its command) and read the port the kernel gave it from
+    /// [`Fixture::port`]. No free port is guessed, so none can be taken by another test in
+    /// the meantime. Linux only.
+    pub fn discover_port(self) -> Spec {
+        self.ready_when(Readiness::Discover)
     }
 
     /// Ready when `http://{host}:port{path}` answers (any 2xx to `HEAD` unless
     /// [`method`](Spec::method) and [`status`](Spec::status) say otherwise).
-    pub fn http(mut self, port: Port, path: impl Into<String>) -> Spec {
-        self.readiness = Readiness::Http { port, path: path.into(), url: None };
-        self
+    pub fn http(self, port: Port, path: impl Into<String>) -> Spec {
+        self.ready_when(Readiness::Http { port, path: path.into(), url: None })
     }
 
     /// Like [`http`](Spec::http) with a whole URL (which may use `{host}` and `{port}`).
-    pub fn http_url(mut self, port: Port, url: impl Into<String>) -> Spec {
-        self.readiness = Readiness::Http { port, path: String::new(), url: Some(url.into()) };
-        self
+    pub fn http_url(self, port: Port, url: impl Into<String>) -> Spec {
+        self.ready_when(Readiness::Http { port, path: String::new(), url: Some(url.into()) })
     }
 
     /// Ready when the unix socket at `path` accepts connections; `None`: at `{socket}`.
-    pub fn unix(mut self, path: Option<&str>) -> Spec {
-        self.readiness = Readiness::Unix(path.map(str::to_string));
-        self
+    pub fn unix(self, path: Option<&str>) -> Spec {
+        self.ready_when(Readiness::Unix(path.map(str::to_string)))
     }
 
     /// Ready when the pid file at `path` names a running process.
-    pub fn pid(mut self, path: impl Into<String>) -> Spec {
-        self.readiness = Readiness::Pid(path.into());
+    pub fn pid(self, path: impl Into<String>) -> Spec {
+        self.ready_when(Readiness::Pid(path.into()))
+    }
+
+    /// Ready when the output matches the regex `banner`. Its groups are the fixture's
+    /// [`captures`](Fixture::captures); a group named `port` is its [`port`](Fixture::port).
+    pub fn output(self, banner: impl Into<String>) -> Spec {
+        self.ready_when(Readiness::Output(banner.into()))
+    }
+
+    /// Ready when the service sends `READY=1` over `NOTIFY_SOCKET` (see [`ready::Notify`]).
+    pub fn notify(self) -> Spec {
+        self.ready_when(Readiness::Notify)
+    }
+
+    /// Ready when the service writes a newline to its fd `fd` (see [`ready::ReadyFd`]).
+    pub fn ready_fd(self, fd: i32) -> Spec {
+        self.ready_when(Readiness::ReadyFd(fd))
+    }
+
+    /// Ready when the command line `probe` exits 0 (and prints a match of
+    /// [`exec_output`](Spec::exec_output), if given); see [`ready::Exec`].
+    pub fn exec(self, probe: impl Into<String>) -> Spec {
+        self.ready_when(Readiness::Exec(Cmd::Line(probe.into())))
+    }
+
+    /// [`exec`](Spec::exec) with a list of arguments.
+    pub fn exec_args<S: Into<String>>(self, probe: impl IntoIterator<Item = S>) -> Spec {
+        self.ready_when(Readiness::Exec(Cmd::Args(probe.into_iter().map(Into::into).collect())))
+    }
+
+    /// The regex the [`exec`](Spec::exec) probe's output must match too.
+    pub fn exec_output(mut self, pattern: impl Into<String>) -> Spec {
+        self.exec_output = Some(pattern.into());
         self
     }
 
-    /// Ready when the output matches the regex `banner`.
-    pub fn output(mut self, banner: impl Into<String>) -> Spec {
-        self.readiness = Readiness::Output(banner.into());
+    /// How long one run of the [`exec`](Spec::exec) probe may take.
+    pub fn exec_timeout(mut self, timeout: Duration) -> Spec {
+        self.exec_timeout = Some(timeout);
+        self
+    }
+
+    /// Ready when Redis on `{host}:port` answers `PING` with `PONG` (see [`ready::Redis`]).
+    pub fn redis(self, port: Port) -> Spec {
+        self.ready_when(Readiness::Redis(port))
+    }
+
+    /// Ready when PostgreSQL on `{host}:port` accepts connections, as `pg_isready` decides
+    /// (see [`ready::Postgres`]).
+    pub fn postgres(self, port: Port) -> Spec {
+        self.ready_when(Readiness::Postgres(port))
+    }
+
+    /// Ready when the file at `path` exists (and matches [`file_matches`](Spec::file_matches),
+    /// if given); see [`ready::FileContent`].
+    pub fn file(self, path: impl Into<String>) -> Spec {
+        self.ready_when(Readiness::File(path.into()))
+    }
+
+    /// The regex the [`file`](Spec::file)'s content must match.
+    pub fn file_matches(mut self, pattern: impl Into<String>) -> Spec {
+        self.file_matches = Some(pattern.into());
+        self
+    }
+
+    /// Applies [`file_matches`](Spec::file_matches) to this line of the file only (1-based).
+    pub fn file_line(mut self, line: usize) -> Spec {
+        self.file_line = Some(line);
+        self
+    }
+
+    /// Ready when `check` says so (see [`ready::custom`]); `what` completes "waited for …".
+    pub fn custom<F>(self, what: impl Into<String>, check: F) -> Spec
+    where
+        F: Fn(&Context<'_>) -> Status + Send + Sync + 'static,
+    {
+        self.ready_when(Readiness::Custom(what.into(), Arc::new(check)))
+    }
+
+    /// Ready when the check `make` builds is: any [`Check`], such as combinators with
+    /// timeouts of their own. `make` is called at each start.
+    pub fn check<C, F>(self, make: F) -> Spec
+    where
+        C: Check + 'static,
+        F: Fn() -> C + Send + Sync + 'static,
+    {
+        self.ready_when(Readiness::Check(Arc::new(move || Box::new(make()) as Box<dyn Check>)))
+    }
+
+    /// With several readiness checks: ready when any of them is, instead of all.
+    pub fn ready_any(mut self, any: bool) -> Spec {
+        self.any = any;
+        self
+    }
+
+    /// Only a listener of the service's own process tree counts on the fixture's port: a
+    /// foreign process answering there does not make it ready (see [`ready::Tcp::owned`]).
+    /// Linux only.
+    pub fn owned(mut self, owned: bool) -> Spec {
+        self.owned = owned;
         self
     }
 
@@ -232,20 +414,23 @@ impl Spec {
         &self.name
     }
 
-    fn fixed_port(&self) -> Option<u16> {
-        match self.readiness {
-            Readiness::Tcp(Port::Fixed(p)) | Readiness::Http { port: Port::Fixed(p), .. } => {
-                Some(p)
-            }
-            _ => None,
-        }
+    fn fixed_ports(&self) -> Vec<u16> {
+        self.readiness
+            .iter()
+            .filter_map(|r| match r.port() {
+                Some(Port::Fixed(p)) => Some(p),
+                _ => None,
+            })
+            .collect()
     }
 
     fn auto_port(&self) -> bool {
-        matches!(
-            self.readiness,
-            Readiness::Tcp(Port::Auto) | Readiness::Http { port: Port::Auto, .. }
-        )
+        self.readiness.iter().any(|r| r.port() == Some(Port::Auto))
+    }
+
+    /// The fixture's port before start: the first port-bearing check's.
+    fn port_before_start(&self) -> Option<Port> {
+        self.readiness.iter().find_map(Readiness::port)
     }
 
     /// Starts the fixture: fills in the placeholders, starts the executor and waits until it
@@ -259,13 +444,10 @@ impl Spec {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let port = match self.readiness {
-                Readiness::Tcp(port) | Readiness::Http { port, .. } => Some(match port {
-                    Port::Fixed(p) => p,
-                    Port::Auto => free_port(&self.host),
-                }),
-                _ => None,
-            };
+            let port = self.port_before_start().map(|port| match port {
+                Port::Fixed(p) => p,
+                Port::Auto => free_port(&self.host),
+            });
             let tmpdir = make_tmpdir(self.user.as_deref()).map_err(|source| Error::Io {
                 command: self.cmd_text(),
                 action: "creating the temporary directory of".into(),
@@ -312,46 +494,27 @@ impl Spec {
             Cmd::Args(args) => args.iter().map(|a| fill(a)).collect::<Vec<_>>().into(),
         };
         let mut details = Details::default();
-        let check: Box<dyn Check> = match &self.readiness {
-            Readiness::Started => Box::new(ready::Nothing),
-            Readiness::Tcp(_) => {
-                Box::new(ready::Tcp::new(self.host.clone(), places.port.unwrap_or(0)))
-            }
-            Readiness::Http { url, path, .. } => {
-                let url = match url {
-                    Some(url) => fill(url),
-                    None => {
-                        let host = if self.host.contains(':') && !self.host.starts_with('[') {
-                            format!("[{}]", self.host)
-                        } else {
-                            self.host.clone()
-                        };
-                        let path = fill(path);
-                        let path = if path.starts_with('/') { path } else { format!("/{path}") };
-                        format!("http://{host}:{}{path}", places.port.unwrap_or(0))
-                    }
-                };
-                details.url = Some(url.clone());
-                let mut http = ready::Http::new(url);
-                if let Some(method) = &self.method {
-                    http = http.with_method(method.clone());
+        let mut checks: Vec<Box<dyn Check>> =
+            self.readiness.iter().map(|r| self.check_of(r, places, &mut details)).collect();
+        // Ownership: a single TCP check checks it itself (`Tcp::owned`); otherwise the port
+        // must also have a listener of the service, whatever else is awaited.
+        let single_tcp = matches!(self.readiness.as_slice(), [Readiness::Tcp(_)]);
+        let owner = match (self.owned && !single_tcp, places.port) {
+            (true, Some(port)) => Some(Box::new(ready::listening().port(port)) as Box<dyn Check>),
+            _ => None,
+        };
+        let check: Box<dyn Check> = match (checks.len(), owner) {
+            (0, None) => Box::new(ready::Nothing),
+            (0, Some(owner)) => owner,
+            (1, None) => checks.remove(0),
+            (_, owner) if self.any && checks.len() > 1 => {
+                let any: Box<dyn Check> = Box::new(checks.into_iter().collect::<ready::Any>());
+                match owner {
+                    Some(owner) => Box::new([any, owner].into_iter().collect::<ready::All>()),
+                    None => any,
                 }
-                if let Some(status) = &self.status {
-                    http = http.with_status(status.clone());
-                }
-                Box::new(http)
             }
-            Readiness::Unix(path) => {
-                let path = PathBuf::from(path.as_deref().map_or_else(|| places.socket(), fill));
-                details.socket = Some(path.clone());
-                Box::new(ready::UnixSocket::new(path))
-            }
-            Readiness::Pid(path) => {
-                let path = PathBuf::from(fill(path));
-                details.pid_file = Some(path.clone());
-                Box::new(ready::PidFile::new(path))
-            }
-            Readiness::Output(banner) => Box::new(ready::Banner::new(banner.clone())),
+            (_, owner) => Box::new(checks.into_iter().chain(owner).collect::<ready::All>()),
         };
         let mut ex = Executor::new(command, check).shell(self.shell);
         if let Some(t) = self.timeout {
@@ -379,6 +542,94 @@ impl Spec {
             ex = ex.user(user.clone());
         }
         (ex, details)
+    }
+    /// The check for one readiness item, with its placeholders filled in.
+    fn check_of(
+        &self,
+        readiness: &Readiness,
+        places: &Places<'_>,
+        details: &mut Details,
+    ) -> Box<dyn Check> {
+        let fill = |s: &str| places.fill(s);
+        let port = places.port.unwrap_or(0);
+        match readiness {
+            Readiness::Tcp(_) => {
+                let tcp = ready::Tcp::new(self.host.clone(), port);
+                Box::new(if self.owned { tcp.owned() } else { tcp })
+            }
+            Readiness::Discover => Box::new(ready::listening()),
+            Readiness::Http { url, path, .. } => {
+                let url = match url {
+                    Some(url) => fill(url),
+                    None => {
+                        let host = if self.host.contains(':') && !self.host.starts_with('[') {
+                            format!("[{}]", self.host)
+                        } else {
+                            self.host.clone()
+                        };
+                        let path = fill(path);
+                        let path = if path.starts_with('/') { path } else { format!("/{path}") };
+                        format!("http://{host}:{port}{path}")
+                    }
+                };
+                details.url = Some(url.clone());
+                let mut http = ready::Http::new(url);
+                if let Some(method) = &self.method {
+                    http = http.with_method(method.clone());
+                }
+                if let Some(status) = &self.status {
+                    http = http.with_status(status.clone());
+                }
+                Box::new(http)
+            }
+            Readiness::Unix(path) => {
+                let path = PathBuf::from(path.as_deref().map_or_else(|| places.socket(), fill));
+                details.socket = Some(path.clone());
+                Box::new(ready::UnixSocket::new(path))
+            }
+            Readiness::Pid(path) => {
+                let path = PathBuf::from(fill(path));
+                details.pid_file = Some(path.clone());
+                Box::new(ready::PidFile::new(path))
+            }
+            Readiness::Output(banner) => Box::new(ready::Banner::new(banner.clone())),
+            Readiness::Notify => Box::new(ready::notify()),
+            Readiness::ReadyFd(fd) => Box::new(ready::ready_fd(*fd)),
+            Readiness::Exec(cmd) => {
+                let command: crate::Command = match cmd {
+                    Cmd::Line(line) => match shell_words::split(line) {
+                        Ok(args) => args.iter().map(|a| fill(a)).collect::<Vec<_>>().into(),
+                        Err(_) => fill(line).into(), // start() reports the quoting error
+                    },
+                    Cmd::Args(args) => args.iter().map(|a| fill(a)).collect::<Vec<_>>().into(),
+                };
+                let mut exec = ready::exec(command);
+                if let Some(pattern) = &self.exec_output {
+                    exec = exec.output(pattern.clone());
+                }
+                if let Some(timeout) = self.exec_timeout {
+                    exec = exec.attempt_timeout(timeout);
+                }
+                Box::new(exec)
+            }
+            Readiness::Redis(_) => Box::new(ready::redis(self.host.clone(), port)),
+            Readiness::Postgres(_) => Box::new(ready::postgres(self.host.clone(), port)),
+            Readiness::File(path) => {
+                let mut file = ready::file(fill(path));
+                if let Some(pattern) = &self.file_matches {
+                    file = file.matches(pattern.clone());
+                }
+                if let Some(line) = self.file_line {
+                    file = file.line(line);
+                }
+                Box::new(file)
+            }
+            Readiness::Custom(what, check) => {
+                let check = Arc::clone(check);
+                Box::new(ready::custom(what.clone(), move |cx: &Context<'_>| check(cx)))
+            }
+            Readiness::Check(make) => make(),
+        }
     }
 }
 
@@ -493,19 +744,45 @@ impl Fixture {
         &self.host
     }
 
-    /// The port of a `tcp` or `http` fixture (the chosen one with `auto`).
+    /// The port of the fixture: the one its `tcp`, `http`, `redis` or `postgres` check waits
+    /// on (the chosen one with `auto`), the one found with `tcp = discover`, or the group
+    /// named `port` of its `output` banner.
     ///
     /// # Panics
     ///
     /// For a fixture without a port: that is a mistake in the test, found at its first run.
     pub fn port(&self) -> u16 {
-        match self.port {
+        match self.port.or_else(|| self.executor.port()) {
             Some(port) => port,
             None => panic!(
-                "fixture `{}` has no port: it is neither a `tcp` nor an `http` fixture",
+                "fixture `{}` has no port: it waits on no TCP port (`tcp`, `http`, `redis`, \
+                 `postgres`), and found none (`tcp = discover`, a banner group named `port`)",
                 self.name
             ),
         }
+    }
+
+    /// What its readiness check captured: the groups of its `output` banner (or `file`
+    /// pattern), the line written to its `ready_fd`.
+    pub fn captures(&self) -> Option<Captures> {
+        self.executor.captures()
+    }
+
+    /// How long after the spawn each of its checks became ready (see
+    /// [`Executor::readiness_times`]).
+    pub fn readiness_times(&self) -> Vec<(String, Duration)> {
+        self.executor.readiness_times()
+    }
+
+    /// Whether the service still runs: an [`Error::ServiceDied`] with its exit status and last
+    /// lines if it died during the test (see [`Executor::check_alive`]). The fixture checks
+    /// it when the test ends, and fails the test with it.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::ServiceDied`].
+    pub fn check_alive(&self) -> Result<(), Error> {
+        self.executor.check_alive()
     }
 
     /// The URL of an `http` fixture.
@@ -596,14 +873,23 @@ impl Fixture {
         }
     }
 
-    /// The tail of its output, labelled, for a failing test.
+    /// The tail of its output, labelled, for a failing test; and whether it died during it.
     pub(crate) fn report(&self) -> String {
         let tail = self.output().tail(FAILURE_TAIL_LINES);
         let command = self.executor.command().to_string();
+        let died = match self.check_alive() {
+            Err(err) => match err.exit_status() {
+                Some(status) => {
+                    format!(" died during the test ({})", crate::error::describe_status(&status))
+                }
+                None => " died during the test".to_string(),
+            },
+            Ok(()) => String::new(),
+        };
         if tail.is_empty() {
-            format!("--- mirakuru fixture `{}` (`{command}`) wrote nothing ---\n", self.name)
+            format!("--- mirakuru fixture `{}` (`{command}`){died} wrote nothing ---\n", self.name)
         } else {
-            format!("--- mirakuru fixture `{}` (`{command}`) ---\n{tail}", self.name)
+            format!("--- mirakuru fixture `{}` (`{command}`){died} ---\n{tail}", self.name)
         }
     }
 }
@@ -650,7 +936,7 @@ impl Fixtures {
     /// The first start error.
     pub fn try_start(specs: Vec<Spec>) -> Result<Fixtures, Box<(String, Error)>> {
         let mut keys: Vec<String> =
-            specs.iter().filter_map(|s| s.fixed_port().map(|p| format!("port-{p}"))).collect();
+            specs.iter().flat_map(|s| s.fixed_ports()).map(|p| format!("port-{p}")).collect();
         keys.sort();
         keys.dedup();
         let claims = claim_all(&keys);
@@ -675,14 +961,24 @@ impl Fixtures {
     }
 
     /// Ends the test: prints each fixture's output if it `failed`, then stops them, last
-    /// first. If the test passed but a fixture did not stop cleanly, panics with that error.
+    /// first. If the test passed but a fixture died during it, panics with how it died and
+    /// its last lines ([`Error::ServiceDied`]); if one did not stop cleanly, with that error.
     pub fn finish(mut self, failed: bool) {
         self.finished = true;
         if failed {
             self.print_reports();
         }
+        // Before the teardown, which would report a death as an unclean stop.
+        let died: Vec<(String, Error)> = self
+            .list
+            .iter()
+            .filter_map(|f| f.check_alive().err().map(|e| (f.name.clone(), e)))
+            .collect();
         let errors = self.teardown();
         if !failed {
+            if let Some((name, err)) = died.into_iter().next() {
+                panic!("mirakuru fixture `{name}`: {err}");
+            }
             if let Some((name, err)) = errors.into_iter().next() {
                 panic!("mirakuru fixture `{name}` did not stop cleanly: {err}");
             }

@@ -280,29 +280,31 @@ fn spec(def: &Def) -> TokenStream {
             quote!(::mirakuru::__private::Spec::args(#name, [#(#args),*]))
         }
     };
-    chain.extend(match &def.readiness {
-        Readiness::Started => quote!(),
-        Readiness::Tcp(p) => {
-            let p = port(*p);
-            quote!(.tcp(#p))
-        }
-        Readiness::Http(p, HttpTarget::Root) => {
-            let p = port(*p);
-            quote!(.http(#p, "/"))
-        }
-        Readiness::Http(p, HttpTarget::Path(path)) => {
-            let p = port(*p);
-            quote!(.http(#p, #path))
-        }
-        Readiness::Http(p, HttpTarget::Url(url)) => {
-            let p = port(*p);
-            quote!(.http_url(#p, #url))
-        }
-        Readiness::Unix(None) => quote!(.unix(::core::option::Option::None)),
-        Readiness::Unix(Some(path)) => quote!(.unix(::core::option::Option::Some(#path))),
-        Readiness::Pid(path) => quote!(.pid(#path)),
-        Readiness::Output(banner) => quote!(.output(#banner)),
-    });
+    for readiness in &def.readiness {
+        chain.extend(readiness_setter(readiness));
+    }
+    if def.ready_any {
+        chain.extend(quote!(.ready_any(true)));
+    }
+    if def.owned {
+        chain.extend(quote!(.owned(true)));
+    }
+    if let Some(pattern) = &def.exec_output {
+        chain.extend(quote!(.exec_output(#pattern)));
+    }
+    if let Some(millis) = &def.exec_timeout {
+        let mut ms = Literal::u64_unsuffixed(millis.ms);
+        ms.set_span(millis.span);
+        chain.extend(quote!(.exec_timeout(::mirakuru::__private::Duration::from_millis(#ms))));
+    }
+    if let Some(pattern) = &def.file_matches {
+        chain.extend(quote!(.file_matches(#pattern)));
+    }
+    if let Some((line, span)) = def.file_line {
+        let mut line = Literal::usize_unsuffixed(line);
+        line.set_span(span);
+        chain.extend(quote!(.file_line(#line)));
+    }
     if let Some(host) = &def.host {
         chain.extend(quote!(.host(#host)));
     }
@@ -352,6 +354,59 @@ fn spec(def: &Def) -> TokenStream {
         None => {}
     }
     chain
+}
+
+/// The `Spec` setter of one readiness check.
+fn readiness_setter(readiness: &Readiness) -> TokenStream {
+    match readiness {
+        Readiness::Tcp(p) => {
+            let p = port(*p);
+            quote!(.tcp(#p))
+        }
+        Readiness::Discover(span) => quote_spanned!(*span=> .discover_port()),
+        Readiness::Http(p, HttpTarget::Root) => {
+            let p = port(*p);
+            quote!(.http(#p, "/"))
+        }
+        Readiness::Http(p, HttpTarget::Path(path)) => {
+            let p = port(*p);
+            quote!(.http(#p, #path))
+        }
+        Readiness::Http(p, HttpTarget::Url(url)) => {
+            let p = port(*p);
+            quote!(.http_url(#p, #url))
+        }
+        Readiness::Unix(None) => quote!(.unix(::core::option::Option::None)),
+        Readiness::Unix(Some(path)) => quote!(.unix(::core::option::Option::Some(#path))),
+        Readiness::Pid(path) => quote!(.pid(#path)),
+        Readiness::Output(banner) => quote!(.output(#banner)),
+        Readiness::Notify(span) => quote_spanned!(*span=> .notify()),
+        Readiness::ReadyFd(fd, span) => {
+            let mut fd = Literal::i32_unsuffixed(*fd);
+            fd.set_span(*span);
+            quote!(.ready_fd(#fd))
+        }
+        Readiness::Exec(Cmd::Line(line)) => quote!(.exec(#line)),
+        Readiness::Exec(Cmd::Args(args)) => {
+            let args = args
+                .iter()
+                .map(|a| quote!(::core::convert::Into::<::std::string::String>::into(#a)));
+            quote!(.exec_args([#(#args),*]))
+        }
+        Readiness::Redis(p) => {
+            let p = port(*p);
+            quote!(.redis(#p))
+        }
+        Readiness::Postgres(p) => {
+            let p = port(*p);
+            quote!(.postgres(#p))
+        }
+        Readiness::File(path) => quote!(.file(#path)),
+        Readiness::Check(check, what) => {
+            let what = LitStr::new(what, Span::call_site());
+            quote!(.custom(#what, #check))
+        }
+    }
 }
 
 fn port(port: Port) -> TokenStream {
@@ -582,6 +637,41 @@ mod tests {
             ),
             (quote!(pid = "{tmpdir}/p", cmd = "s"), quote!(.pid("{tmpdir}/p"))),
             (quote!(status = "2\\d\\d", http = auto, cmd = "s {port}"), quote!(.status("2\\d\\d"))),
+            (quote!(tcp = discover, cmd = "s --port 0"), quote!(.discover_port())),
+            (quote!(notify = true, cmd = "s"), quote!(.notify())),
+            (quote!(ready_fd = 3, cmd = "s"), quote!(.ready_fd(3))),
+            (
+                quote!(redis = auto, cmd = "s {port}"),
+                quote!(.redis(::mirakuru::__private::Port::Auto)),
+            ),
+            (
+                quote!(postgres = 5432, cmd = "s"),
+                quote!(.postgres(::mirakuru::__private::Port::Fixed(5432))),
+            ),
+            (quote!(exec = "pg_isready", cmd = "s"), quote!(.exec("pg_isready"))),
+            (
+                quote!(
+                    exec = ["redis-cli", "ping"],
+                    exec_output = "PONG",
+                    exec_timeout = "2s",
+                    cmd = "s"
+                ),
+                quote!(.exec_args([
+                    ::core::convert::Into::<::std::string::String>::into("redis-cli"),
+                    ::core::convert::Into::<::std::string::String>::into("ping")
+                ])
+                .exec_output("PONG")
+                .exec_timeout(::mirakuru::__private::Duration::from_millis(2000))),
+            ),
+            (
+                quote!(file = "{tmpdir}/f", file_matches = "^ready", file_line = 8, cmd = "s"),
+                quote!(.file("{tmpdir}/f").file_matches("^ready").file_line(8)),
+            ),
+            (quote!(check = my::check, cmd = "s"), quote!(.custom("`my::check`", my::check))),
+            (
+                quote!(notify = true, tcp = auto, ready = any, owned = true, cmd = "s {port}"),
+                quote!(.notify().tcp(::mirakuru::__private::Port::Auto).ready_any(true).owned(true)),
+            ),
         ];
         for (args, part) in cases {
             let out = expand(

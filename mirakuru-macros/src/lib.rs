@@ -46,7 +46,8 @@ use proc_macro::TokenStream;
 /// signature. A parameter binds the fixture whose `name` is the parameter's name; a test with
 /// one fixture and one parameter binds them whatever the names. Write the parameter as
 /// `name: &mirakuru::Fixture`: it gives the service's `port()`, `host()`, `url()`, `socket()`,
-/// `pid()`, `output()`, `tmpdir()`, and works with `mirakuru::stopped!(name, { ... })`.
+/// `pid()`, `output()`, `tmpdir()`, `captures()`, `readiness_times()`, `check_alive()`, and
+/// works with `mirakuru::stopped!(name, { ... })`.
 ///
 /// ```no_run
 /// #[mirakuru::fixture(name = pg, tcp = auto, timeout = "30s", user = "postgres",
@@ -76,15 +77,45 @@ use proc_macro::TokenStream;
 /// | `cmd` | `"program --flag 'an argument'"`: a command line, split as a POSIX shell would (unbalanced quotes are a compile error) |
 /// | `args` | `["program", "--flag", "an argument"]`: the arguments, as they are |
 ///
-/// **Readiness**, at most one (without any, the fixture is ready once the program runs):
+/// **Readiness**: what the fixture waits for. Without any, it is ready once the program runs.
+/// Several may be given with `ready = all` (ready when every one is, all checked at the same
+/// time) or `ready = any` (ready when the first one is); without `ready`, two readiness kinds
+/// are a compile error, since one of them is usually a slip.
 ///
 /// | key | ready when |
 /// |---|---|
 /// | `tcp = auto` or `tcp = 6379` | the port accepts TCP connections; `auto` picks a free port, written where `{port}` appears |
+/// | `tcp = discover` | the service listens on some TCP port, found in `/proc` without guessing: start it on port 0; `port()` gives the port found |
 /// | `http = auto` or `http = 8080` | `http://{host}:{port}/` answers with a 2xx status; with `path = "/health"`, or `url = "http://{host}:{port}/health"`; `method = "GET"` (default `HEAD`), `status = 200` or `status = "2\\d\\d"` (a regex matching the whole code) |
 /// | `unix = auto` or `unix = "path"` | the unix socket accepts connections; `auto` is `{socket}` |
 /// | `pid = "path"` | the pid file names a running process |
-/// | `output = "regex"` | a line of stdout or stderr matches (checked at compile time) |
+/// | `output = "regex"` | a line of stdout or stderr matches (checked at compile time); its groups are `captures()`, a group named `port` is `port()` |
+/// | `notify = true` | the service sends `READY=1` over `NOTIFY_SOCKET` (sd_notify: PostgreSQL, `redis-server --supervised systemd`, …); `ERRNO=` fails at once, `EXTEND_TIMEOUT_USEC=` extends the timeout |
+/// | `ready_fd = 3` | the service writes a newline to its fd 3 (s6 style) |
+/// | `exec = "pg_isready -h {host} -p {port}"` or `exec = ["redis-cli", "-p", "{port}", "ping"]` | the command exits 0; with `exec_output = "^PONG"` its output must match too; each run may take `exec_timeout` (default 5 s) |
+/// | `redis = auto` or `redis = 6379` | Redis answers `PING` with `PONG` (`-LOADING` is not ready) |
+/// | `postgres = auto` or `postgres = 5432` | PostgreSQL accepts connections, as `pg_isready` decides (starting up is not ready) |
+/// | `file = "path"` | the file exists; with `file_matches = "regex"`, its content (or its line `file_line = 8`) matches. A file left from an earlier run counts only once rewritten |
+/// | `check = my_check` or `check = \|cx\| ...` | a function or closure taking `&mirakuru::ready::Context` says `mirakuru::ready::Status::Ready` |
+///
+/// Checks on a port (`tcp`, `http`, `redis`, `postgres`) share the fixture's one port: write
+/// `auto` for all of them, or the same number. With `owned = true`, only a listener of the
+/// service's own processes counts on that port, never a foreign process answering there.
+///
+/// ```no_run
+/// #[mirakuru::fixture(ready = all, notify = true, redis = auto, owned = true,
+///     cmd = "redis-server --port {port} --save '' --supervised systemd")]
+/// #[test]
+/// fn announced(redis: &mirakuru::Fixture) {
+///     for (check, after) in redis.readiness_times() {
+///         println!("{check} after {after:?}");
+///     }
+/// }
+/// # fn main() {}
+/// ```
+///
+/// A fixture whose service dies during the test fails the test when it ends, with how it
+/// died and its last lines; call `fixture.check_alive()?` to fail at that point instead.
 ///
 /// **Options**:
 ///
@@ -102,8 +133,8 @@ use proc_macro::TokenStream;
 /// | `kill_signal` | the signal after the stop timeout | `SIGKILL` |
 /// | `expected_returncode` | the exit code that counts as a clean stop: `143`, `-15` | stopped by the stop signal, or 0 |
 ///
-/// **Placeholders**, in `cmd`, `args`, `env` values, `url`, `path`, `cwd`, `pid` and `unix`:
-/// `{port}` (only with `tcp = auto` or `http = auto`: with a fixed port, write the port
+/// **Placeholders**, in `cmd`, `args`, `env` values, `url`, `path`, `cwd`, `pid`, `unix`,
+/// `exec` and `file`: `{port}` (only with `auto` ports: with a fixed port, write the port
 /// itself), `{host}`, `{tmpdir}` (a private directory, removed afterwards), `{socket}` (a
 /// socket path inside it). Any other `{word}` is an error; `${VAR}` is left to the shell.
 ///

@@ -20,7 +20,15 @@ pub(crate) struct Def {
     /// `name = ident`, which parameters bind to.
     pub(crate) name_ident: Option<Ident>,
     pub(crate) cmd: Cmd,
-    pub(crate) readiness: Readiness,
+    /// What the fixture waits for, in the order written; empty: only that it runs.
+    pub(crate) readiness: Vec<Readiness>,
+    /// `ready = any`: any of the checks, instead of all.
+    pub(crate) ready_any: bool,
+    pub(crate) owned: bool,
+    pub(crate) exec_output: Option<LitStr>,
+    pub(crate) exec_timeout: Option<Millis>,
+    pub(crate) file_matches: Option<LitStr>,
+    pub(crate) file_line: Option<(usize, Span)>,
     pub(crate) host: Option<LitStr>,
     pub(crate) timeout: Option<Millis>,
     pub(crate) stop_timeout: Option<Millis>,
@@ -73,13 +81,52 @@ pub(crate) enum Port {
     Fixed(u16, Span),
 }
 
+impl Port {
+    fn same(self, other: Port) -> bool {
+        match (self, other) {
+            (Port::Auto(_), Port::Auto(_)) => true,
+            (Port::Fixed(a, _), Port::Fixed(b, _)) => a == b,
+            _ => false,
+        }
+    }
+
+    fn written(self) -> String {
+        match self {
+            Port::Auto(_) => "auto".into(),
+            Port::Fixed(p, _) => p.to_string(),
+        }
+    }
+}
+
 pub(crate) enum Readiness {
-    Started,
     Tcp(Port),
+    /// `tcp = discover`.
+    Discover(Span),
     Http(Port, HttpTarget),
     Unix(Option<LitStr>),
     Pid(LitStr),
     Output(LitStr),
+    Notify(Span),
+    ReadyFd(i32, Span),
+    Exec(Cmd),
+    Redis(Port),
+    Postgres(Port),
+    File(LitStr),
+    /// `check = <closure or function>`, with what it is called in messages.
+    Check(TokenStream, String),
+}
+
+impl Readiness {
+    /// The port of a check that waits on one.
+    fn port(&self) -> Option<Port> {
+        match self {
+            Readiness::Tcp(p)
+            | Readiness::Http(p, _)
+            | Readiness::Redis(p)
+            | Readiness::Postgres(p) => Some(*p),
+            _ => None,
+        }
+    }
 }
 
 pub(crate) enum HttpTarget {
@@ -134,6 +181,19 @@ enum Key {
     Unix,
     Pid,
     Output,
+    Notify,
+    ReadyFd,
+    Exec,
+    ExecOutput,
+    ExecTimeout,
+    Redis,
+    Postgres,
+    File,
+    FileMatches,
+    FileLine,
+    Check,
+    Ready,
+    Owned,
     Host,
     Timeout,
     StopTimeout,
@@ -160,6 +220,19 @@ const KEYS: &[(&str, Key)] = &[
     ("unix", Key::Unix),
     ("pid", Key::Pid),
     ("output", Key::Output),
+    ("notify", Key::Notify),
+    ("ready_fd", Key::ReadyFd),
+    ("exec", Key::Exec),
+    ("exec_output", Key::ExecOutput),
+    ("exec_timeout", Key::ExecTimeout),
+    ("redis", Key::Redis),
+    ("postgres", Key::Postgres),
+    ("file", Key::File),
+    ("file_matches", Key::FileMatches),
+    ("file_line", Key::FileLine),
+    ("check", Key::Check),
+    ("ready", Key::Ready),
+    ("owned", Key::Owned),
     ("host", Key::Host),
     ("timeout", Key::Timeout),
     ("stop_timeout", Key::StopTimeout),
@@ -173,10 +246,24 @@ const KEYS: &[(&str, Key)] = &[
     ("name", Key::Name),
 ];
 
-/// The keys that say when the fixture is ready; a fixture has at most one.
-const READINESS: &[Key] = &[Key::Tcp, Key::Http, Key::Unix, Key::Pid, Key::Output];
+/// The keys that say when the fixture is ready. With several, it waits for all of them (or
+/// any, with `ready = any`).
+const READINESS: &[Key] = &[
+    Key::Tcp,
+    Key::Http,
+    Key::Unix,
+    Key::Pid,
+    Key::Output,
+    Key::Notify,
+    Key::ReadyFd,
+    Key::Exec,
+    Key::Redis,
+    Key::Postgres,
+    Key::File,
+    Key::Check,
+];
 
-/// The keys that only an `http` fixture has.
+/// The keys that only an `http` fixture has (and the `exec` and `file` refinements below).
 const HTTP_ONLY: &[Key] = &[Key::Path, Key::Url, Key::Method, Key::Status];
 
 /// Spellings from Python mirakuru (and near misses) with what to write instead.
@@ -192,6 +279,14 @@ const HINTS: &[(&str, &str)] = &[
     ("command", "the command is `cmd = \"program --flag\"` or `args = [\"program\", \"--flag\"]`"),
     ("port", "the port goes with the readiness check: `tcp = 6379`, or `tcp = auto` for a free port (`http = ...` for HTTP)"),
     ("sleep", "there is no polling interval to set: readiness is event-driven; remove `sleep`"),
+    ("sd_notify", "sd_notify readiness is `notify = true`"),
+    ("notify_socket", "sd_notify readiness is `notify = true`: the socket is made for the fixture"),
+    ("readiness_fd", "an s6-style readiness fd is `ready_fd = 3`"),
+    ("notification_fd", "an s6-style readiness fd is `ready_fd = 3`"),
+    ("pg_isready", "`postgres = auto` checks PostgreSQL as pg_isready does; or run it: `exec = \"pg_isready -h {host} -p {port}\"`"),
+    ("custom", "a custom check is `check = |cx| ...` (a closure or a function taking `&mirakuru::ready::Context`)"),
+    ("any", "to wait for any of several checks write `ready = any`"),
+    ("discover_port", "write `tcp = discover` to find the port a service started on port 0 listens on"),
     ("envs", "environment variables are `env = [\"KEY=value\", ...]`"),
     ("dir", "the working directory is `cwd = \"path\"`"),
 ];
@@ -336,18 +431,6 @@ fn sort_keys<'a>(args: &'a [Arg], errors: &mut Errors) -> Slots<'a> {
             );
             continue;
         }
-        if let Some(first) = rival(READINESS) {
-            errors.spanned(
-                &arg.key,
-                format!(
-                    "`{}` and `{name}` both say when the fixture is ready, and a fixture waits for \
-                     one thing; keep one of {}",
-                    key_name(first),
-                    list(READINESS.iter().map(|k| key_name(*k)), true)
-                ),
-            );
-            continue;
-        }
         if let Some(first) = rival(&[Key::Path, Key::Url]) {
             errors.spanned(
                 &arg.key,
@@ -369,8 +452,10 @@ fn sort_keys<'a>(args: &'a [Arg], errors: &mut Errors) -> Slots<'a> {
 enum PortUse {
     Auto,
     Fixed(u16),
+    /// `tcp = discover`: known only once the service listens.
+    Discover,
     None,
-    /// Not known: the readiness check has an error.
+    /// Not known: a readiness check has an error.
     Unknown,
 }
 
@@ -391,42 +476,149 @@ pub(crate) fn fixture(
     let is_shell = shell.as_ref().is_some_and(LitBool::value);
 
     // Readiness first: whether `{port}` means anything depends on it.
-    let readiness_key = READINESS.iter().copied().find(|k| slots.has(*k));
-    let mut port_use = PortUse::None;
-    let mut readiness = Some(Readiness::Started);
-    if let Some(key) = readiness_key {
-        readiness = arg(key).and_then(|a| errors.take(readiness_of(key, a)));
-        port_use = match &readiness {
-            Some(Readiness::Tcp(Port::Auto(_)) | Readiness::Http(Port::Auto(_), _)) => {
-                PortUse::Auto
-            }
-            Some(Readiness::Tcp(Port::Fixed(p, _)) | Readiness::Http(Port::Fixed(p, _), _)) => {
-                PortUse::Fixed(*p)
-            }
-            Some(_) => PortUse::None,
-            // The readiness check has an error of its own: whatever `{port}` was meant to be,
-            // saying it is missing would be one error too many.
-            None => PortUse::Unknown,
-        };
+    let mut readiness: Vec<(Key, &Arg, Readiness)> = Vec::new();
+    let mut readiness_ok = true;
+    for &(key, a) in slots.args.iter().filter(|(k, _)| READINESS.contains(k)) {
+        match (!matches!(a.value, Value::Invalid)).then(|| errors.take(readiness_of(key, a))) {
+            Some(Some(r)) => readiness.push((key, a, r)),
+            _ => readiness_ok = false,
+        }
     }
-    for key in HTTP_ONLY {
-        if let Some(a) = slots.get(*key) {
-            if readiness_key != Some(Key::Http) {
-                let name = key_name(*key);
-                errors.spanned(
-                    &a.key,
-                    format!("`{name}` only applies to an HTTP check; add `http = auto` or `http = <port>`"),
-                );
+    // Two readiness kinds are a mistake unless `ready` says how they combine: someone who
+    // writes `tcp = 5432, unix = "..."` may well mean one of them only.
+    if !slots.has(Key::Ready) {
+        if let [(first, ..), (second, a, _), ..] = readiness.as_slice() {
+            errors.spanned(
+                a.key.clone(),
+                format!(
+                    "two readiness kinds, `{}` and `{}`; keep one, or say how they combine: \
+                     `ready = all` (every check must pass) or `ready = any` (the first to pass)",
+                    key_name(*first),
+                    key_name(*second),
+                ),
+            );
+        }
+    }
+    let has = |key: Key| readiness.iter().any(|(k, _, _)| *k == key) || slots.has(key);
+    // One port per fixture: every check on a port waits on the same one.
+    let mut first_port: Option<(Key, Port)> = None;
+    for (key, a, r) in &readiness {
+        let Some(port) = r.port() else { continue };
+        match first_port {
+            None => first_port = Some((*key, port)),
+            Some((first_key, first)) if !port.same(first) => errors.spanned(
+                a.value.tokens(),
+                format!(
+                    "`{} = {}` and `{} = {}` differ, and a fixture has one port; write the same \
+                     port for every check (`auto` everywhere, or the same number)",
+                    key_name(first_key),
+                    first.written(),
+                    key_name(*key),
+                    port.written()
+                ),
+            ),
+            Some(_) => {}
+        }
+    }
+    let discover = readiness.iter().find_map(|(_, _, r)| match r {
+        Readiness::Discover(span) => Some(*span),
+        _ => None,
+    });
+    if let (Some(span), Some((key, _))) = (discover, first_port) {
+        errors.at(
+            span,
+            format!(
+                "`tcp = discover` finds the port once the service listens, but `{}` needs the \
+                 port before the start; give the port (`auto` or a number) and drop `discover`",
+                key_name(key)
+            ),
+        );
+    }
+    let port_use = match (readiness_ok, first_port, discover) {
+        (false, ..) => PortUse::Unknown,
+        (true, Some((_, Port::Auto(_))), _) => PortUse::Auto,
+        (true, Some((_, Port::Fixed(p, _))), _) => PortUse::Fixed(p),
+        (true, None, Some(_)) => PortUse::Discover,
+        (true, None, None) => PortUse::None,
+    };
+    for (key, requires) in [
+        (HTTP_ONLY, Key::Http),
+        (&[Key::ExecOutput, Key::ExecTimeout][..], Key::Exec),
+        (&[Key::FileMatches, Key::FileLine][..], Key::File),
+    ]
+    .iter()
+    .flat_map(|(keys, requires)| keys.iter().map(move |k| (*k, *requires)))
+    {
+        if let Some(a) = slots.get(key) {
+            if !has(requires) {
+                let name = key_name(key);
+                let how = match requires {
+                    Key::Http => "an HTTP check; add `http = auto` or `http = <port>`",
+                    Key::Exec => "an `exec` probe; add `exec = \"program --flag\"`",
+                    _ => "a `file` check; add `file = \"{tmpdir}/ready\"`",
+                };
+                errors.spanned(&a.key, format!("`{name}` only applies to {how}"));
             }
         }
     }
-    if let Some(Readiness::Http(port, _)) = readiness {
-        readiness = Some(Readiness::Http(port, http_target(&slots, port_use, &mut errors)));
+    let mut readiness: Vec<(Key, Readiness)> =
+        readiness.into_iter().map(|(k, _, r)| (k, r)).collect();
+    for (_, r) in &mut readiness {
+        if let Readiness::Http(port, _) = r {
+            *r = Readiness::Http(*port, http_target(&slots, port_use, &mut errors));
+        }
+        match r {
+            Readiness::Unix(Some(path)) => placeholders(path, "unix", port_use, &mut errors),
+            Readiness::Pid(path) => placeholders(path, "pid", port_use, &mut errors),
+            Readiness::File(path) => placeholders(path, "file", port_use, &mut errors),
+            Readiness::Exec(Cmd::Line(Text::Lit(line))) => {
+                placeholders(line, "exec", port_use, &mut errors)
+            }
+            Readiness::Exec(Cmd::Args(args)) => {
+                for a in args {
+                    if let Text::Lit(lit) = a {
+                        placeholders(lit, "exec", port_use, &mut errors);
+                    }
+                }
+            }
+            _ => {}
+        }
     }
-    if let Some(Readiness::Unix(Some(path)) | Readiness::Pid(path)) = &readiness {
-        let key = if matches!(readiness, Some(Readiness::Unix(_))) { "unix" } else { "pid" };
-        placeholders(path, key, port_use, &mut errors);
-    }
+    let ready_any = match arg(Key::Ready).and_then(|a| errors.take(ready_mode(a))) {
+        Some((any, span)) => {
+            if readiness.len() < 2 && readiness_ok {
+                errors.at(
+                    span,
+                    "`ready` says how several readiness checks combine, and this fixture has \
+                     fewer than two; remove it",
+                );
+            }
+            any
+        }
+        None => false,
+    };
+    let owned = match arg(Key::Owned).and_then(|a| errors.take(boolean(a))) {
+        Some(b) if b.value() => {
+            if discover.is_some() {
+                errors.spanned(
+                    &b,
+                    "`tcp = discover` only ever finds the service's own listeners; remove `owned`",
+                );
+            } else if first_port.is_none() && readiness_ok {
+                errors.spanned(
+                    &b,
+                    "`owned` checks who listens on the fixture's port, and it has none; add \
+                     `tcp = auto` (or `http`, `redis`, `postgres`)",
+                );
+            }
+            true
+        }
+        _ => false,
+    };
+    let exec_output = arg(Key::ExecOutput).and_then(|a| errors.take(pattern(a, "exec_output")));
+    let exec_timeout = arg(Key::ExecTimeout).and_then(|a| errors.take(duration(a, false)));
+    let file_matches = arg(Key::FileMatches).and_then(|a| errors.take(pattern(a, "file_matches")));
+    let file_line = arg(Key::FileLine).and_then(|a| errors.take(line_number(a)));
 
     // The command.
     let cmd = match (arg(Key::Cmd), arg(Key::Args)) {
@@ -471,26 +663,25 @@ pub(crate) fn fixture(
     // A chosen port or socket the service is never told about cannot be listened on.
     if cmd.is_some() && !opaque {
         let mentions = |placeholder: &str| command_words.iter().any(|w| w.contains(placeholder));
-        match &readiness {
-            Some(Readiness::Tcp(Port::Auto(span)) | Readiness::Http(Port::Auto(span), _))
-                if !mentions("{port}") =>
-            {
+        if let Some((_, Port::Auto(span))) = first_port {
+            if !mentions("{port}") {
                 errors.at(
-                    *span,
+                    span,
                     "`auto` picks a free port at start, but the command never mentions `{port}`; pass \
                      it to the service (`--port {port}`, or in `env`), or write the port it listens on",
                 );
             }
-            Some(Readiness::Unix(None)) if !mentions("{socket}") => {
-                if let Some(a) = slots.get(Key::Unix) {
-                    errors.spanned(
-                        a.value.tokens(),
-                        "`unix = auto` waits for the socket at `{socket}`, but the command never \
-                         mentions `{socket}`; pass it to the service, or write the socket's path",
-                    );
-                }
+        }
+        if readiness.iter().any(|(_, r)| matches!(r, Readiness::Unix(None)))
+            && !mentions("{socket}")
+        {
+            if let Some(a) = slots.get(Key::Unix) {
+                errors.spanned(
+                    a.value.tokens(),
+                    "`unix = auto` waits for the socket at `{socket}`, but the command never \
+                     mentions `{socket}`; pass it to the service, or write the socket's path",
+                );
             }
-            _ => {}
         }
     }
 
@@ -505,25 +696,19 @@ pub(crate) fn fixture(
     let stop_signal = arg(Key::StopSignal).and_then(|a| errors.take(signal(a)));
     let kill_signal = arg(Key::KillSignal).and_then(|a| errors.take(signal(a)));
     let expected_returncode = arg(Key::ExpectedReturncode).and_then(|a| errors.take(returncode(a)));
-    let method = if readiness_key == Some(Key::Http) {
-        arg(Key::Method).and_then(|a| errors.take(method(a)))
-    } else {
-        None
-    };
-    let status = if readiness_key == Some(Key::Http) {
-        arg(Key::Status).and_then(|a| errors.take(status(a)))
-    } else {
-        None
-    };
+    let is_http = readiness.iter().any(|(k, _)| *k == Key::Http);
+    let method = if is_http { arg(Key::Method).and_then(|a| errors.take(method(a))) } else { None };
+    let status = if is_http { arg(Key::Status).and_then(|a| errors.take(status(a))) } else { None };
     let name_ident = arg(Key::Name).and_then(|a| errors.take(name(a)));
 
     let ok = errors.is_empty();
     all_errors.extend(errors);
     // Without a command or a readiness check, the error is already reported (here, or by the
     // parser for a value it could not read).
-    let (Some(cmd), Some(readiness), true) = (cmd, readiness, ok) else {
+    let (Some(cmd), true, true) = (cmd, readiness_ok, ok) else {
         return None;
     };
+    let readiness = readiness.into_iter().map(|(_, r)| r).collect();
     let name = match (&name_ident, default_name) {
         (Some(ident), _) => ident.unraw().to_string(),
         (None, Some(name)) => name.to_string(),
@@ -534,6 +719,12 @@ pub(crate) fn fixture(
         name_ident,
         cmd,
         readiness,
+        ready_any,
+        owned,
+        exec_output,
+        exec_timeout,
+        file_matches,
+        file_line,
         host,
         timeout,
         stop_timeout,
@@ -659,8 +850,16 @@ fn name(arg: &Arg) -> syn::Result<Ident> {
 
 fn readiness_of(key: Key, arg: &Arg) -> syn::Result<Readiness> {
     match key {
-        Key::Tcp => port(arg).map(Readiness::Tcp),
+        Key::Tcp => match &arg.value {
+            Value::Ident(ident) if ident == "discover" => Ok(Readiness::Discover(ident.span())),
+            Value::Str(s) if s.value() == "discover" => {
+                Err(syn::Error::new_spanned(s, "write `tcp = discover` without quotes"))
+            }
+            _ => port(arg).map(Readiness::Tcp),
+        },
         Key::Http => port(arg).map(|p| Readiness::Http(p, HttpTarget::Root)),
+        Key::Redis => port(arg).map(Readiness::Redis),
+        Key::Postgres => port(arg).map(Readiness::Postgres),
         Key::Unix => match &arg.value {
             Value::Ident(ident) if ident == "auto" => Ok(Readiness::Unix(None)),
             Value::Str(s) if s.value() == "auto" => {
@@ -672,6 +871,56 @@ fn readiness_of(key: Key, arg: &Arg) -> syn::Result<Readiness> {
             _ => Err(expected(arg, "`auto` or a string", "auto")),
         },
         Key::Pid => non_empty_string(arg, "\"{tmpdir}/app.pid\"").map(Readiness::Pid),
+        Key::File => non_empty_string(arg, "\"{tmpdir}/ready\"").map(Readiness::File),
+        Key::Notify => {
+            let b = boolean(arg)?;
+            if b.value() {
+                Ok(Readiness::Notify(b.span()))
+            } else {
+                Err(syn::Error::new_spanned(
+                    &b,
+                    "`notify = false` is the default; remove it, or write `notify = true` to wait \
+                     for READY=1",
+                ))
+            }
+        }
+        Key::ReadyFd => match &arg.value {
+            Value::Int(None, lit) => match lit.base10_digits().parse::<i32>() {
+                Ok(fd) if fd >= 3 => Ok(Readiness::ReadyFd(fd, lit.span())),
+                Ok(fd @ 0..=2) => Err(syn::Error::new_spanned(
+                    lit,
+                    format!(
+                        "fd {fd} is stdin, stdout or stderr; give the readiness fd a number of 3 \
+                         or more: `ready_fd = 3`"
+                    ),
+                )),
+                _ => Err(syn::Error::new_spanned(
+                    lit,
+                    "the fd number is too large; write `ready_fd = 3`",
+                )),
+            },
+            _ => Err(expected(arg, "an integer (an fd number)", "3")),
+        },
+        Key::Exec => exec_command(arg).map(Readiness::Exec),
+        Key::Check => match &arg.value {
+            Value::Ident(ident) => Ok(Readiness::Check(arg.value.tokens(), format!("`{ident}`"))),
+            Value::Other(tokens) => {
+                let text = tokens.to_string();
+                let what = if is_path(tokens) {
+                    format!("`{}`", text.replace(' ', ""))
+                } else {
+                    "the fixture's `check` closure".to_string()
+                };
+                Ok(Readiness::Check(tokens.clone(), what))
+            }
+            Value::Str(s) => Err(syn::Error::new_spanned(
+                s,
+                "`check` takes a closure or a function, not a string: `check = |cx| ...` or \
+                 `check = my_check` (taking `&mirakuru::ready::Context` and returning \
+                 `mirakuru::ready::Status`)",
+            )),
+            _ => Err(expected(arg, "a closure or a function", "my_check")),
+        },
         _ => {
             let banner = string(arg, "\"ready to accept connections\"")?;
             if banner.value().is_empty() {
@@ -694,6 +943,100 @@ fn readiness_of(key: Key, arg: &Arg) -> syn::Result<Readiness> {
     }
 }
 
+/// The `exec` probe: a command line (split as the runtime splits it) or a list of arguments.
+fn exec_command(arg: &Arg) -> syn::Result<Cmd> {
+    match &arg.value {
+        Value::Str(line) => match shell_words::split(&line.value()) {
+            Err(_) => Err(syn::Error::new_spanned(
+                line,
+                "unbalanced quotes in `exec`: the line is split as a POSIX shell would, and a \
+                     quote is never closed; close it, or write the probe as a list of arguments",
+            )),
+            Ok(words) if words.first().is_none_or(String::is_empty) => {
+                Err(syn::Error::new_spanned(
+                    line,
+                    "the probe command is empty; write the program to run",
+                ))
+            }
+            Ok(_) => Ok(Cmd::Line(Text::Lit(line.clone()))),
+        },
+        Value::List(span, items) => {
+            let mut errors = Errors::default();
+            let mut args = Vec::new();
+            for item in items {
+                match item {
+                    Value::Str(s) => args.push(Text::Lit(s.clone())),
+                    Value::Ident(_) | Value::Other(_) => args.push(Text::Expr(item.tokens())),
+                    Value::Invalid => {}
+                    other => errors.spanned(
+                        other.tokens(),
+                        format!("`exec` lists strings, not {}; write it in quotes", other.kind()),
+                    ),
+                }
+            }
+            if items.is_empty() {
+                errors.at(*span, "`exec` is empty; list the probe and its arguments: `exec = [\"pg_isready\", \"-p\", \"{port}\"]`");
+            } else if let Some(Text::Lit(first)) =
+                args.first().filter(|a| a.value().is_some_and(|v| v.is_empty()))
+            {
+                errors.spanned(
+                    first,
+                    "the probe's program name is empty; write the program to run first",
+                );
+            }
+            errors.finish(Cmd::Args(args))
+        }
+        Value::Ident(_) | Value::Other(_) => Ok(Cmd::Line(Text::Expr(arg.value.tokens()))),
+        _ => {
+            Err(expected(arg, "a command line or a list of arguments", "\"pg_isready -p {port}\""))
+        }
+    }
+}
+
+/// `ready = all` or `ready = any`.
+fn ready_mode(arg: &Arg) -> syn::Result<(bool, Span)> {
+    match &arg.value {
+        Value::Ident(ident) if ident == "all" => Ok((false, ident.span())),
+        Value::Ident(ident) if ident == "any" => Ok((true, ident.span())),
+        Value::Str(s) if s.value() == "all" || s.value() == "any" => {
+            Err(syn::Error::new_spanned(s, format!("write `ready = {}` without quotes", s.value())))
+        }
+        _ => Err(syn::Error::new_spanned(
+            arg.value.tokens(),
+            "`ready` is `all` (every readiness check, the default) or `any` (the first one ready)",
+        )),
+    }
+}
+
+/// A regex string for `exec_output` and `file_matches`.
+fn pattern(arg: &Arg, key: &str) -> syn::Result<LitStr> {
+    let s = non_empty_string(arg, "\"^PONG\"")?;
+    if let Some(why) = regex_error(&s.value()) {
+        return Err(syn::Error::new_spanned(
+            &s,
+            format!(
+                "the `{key}` pattern is not a valid regular expression: {why}; escape special \
+                 characters with a backslash"
+            ),
+        ));
+    }
+    Ok(s)
+}
+
+/// A 1-based line number.
+fn line_number(arg: &Arg) -> syn::Result<(usize, Span)> {
+    match &arg.value {
+        Value::Int(None, lit) => match lit.base10_digits().parse::<usize>() {
+            Ok(n) if n >= 1 => Ok((n, lit.span())),
+            _ => Err(syn::Error::new_spanned(
+                lit,
+                "lines are numbered from 1: write `file_line = 8`",
+            )),
+        },
+        _ => Err(expected(arg, "a line number", "8")),
+    }
+}
+
 fn port(arg: &Arg) -> syn::Result<Port> {
     let key = arg.name();
     match &arg.value {
@@ -701,6 +1044,11 @@ fn port(arg: &Arg) -> syn::Result<Port> {
         Value::Int(minus, lit) => {
             let value = lit.base10_digits().parse::<u64>().ok();
             match (minus, value) {
+                (None, Some(0)) if key == "tcp" => Err(syn::Error::new_spanned(
+                    arg.value.tokens(),
+                    "port 0 cannot be waited for; write `tcp = auto` for a free port chosen at start, \
+                     or `tcp = discover` to start the service on port 0 and find the port it got",
+                )),
                 (None, Some(0)) => Err(syn::Error::new_spanned(
                     arg.value.tokens(),
                     format!("port 0 cannot be waited for; write `{key} = auto` for a free port chosen at start"),
@@ -1083,14 +1431,19 @@ fn placeholders(lit: &LitStr, key: &str, port: PortUse, errors: &mut Errors) {
             PortUse::Fixed(p) => errors.spanned(
                 lit,
                 format!(
-                    "`{{port}}` stands for the port chosen with `tcp = auto` or `http = auto`; with a \
-                     fixed port, write the port itself: `{p}`"
+                    "`{{port}}` stands for the port chosen with `auto` (`tcp = auto`, `http = auto`, \
+                     ...); with a fixed port, write the port itself: `{p}`"
                 ),
+            ),
+            PortUse::Discover => errors.spanned(
+                lit,
+                "`{port}` is not known before the start with `tcp = discover`: start the service on \
+                 port 0 (write `0` where it takes its port), and read the port found with `port()`",
             ),
             PortUse::None => errors.spanned(
                 lit,
-                "`{port}` needs `tcp = auto` or `http = auto`: without a TCP or HTTP check there is no \
-                 port to fill in",
+                "`{port}` needs a port chosen at start: `tcp = auto` (or `http`, `redis`, `postgres`); \
+                 without a check on a port there is no port to fill in",
             ),
         }
     }
@@ -1227,7 +1580,10 @@ mod tests {
             host = "::1",
         ));
         assert_eq!(def.name, "web");
-        assert!(matches!(def.readiness, Readiness::Http(Port::Auto(_), HttpTarget::Path(_))));
+        assert!(matches!(
+            def.readiness.as_slice(),
+            [Readiness::Http(Port::Auto(_), HttpTarget::Path(_))]
+        ));
         assert_eq!(def.timeout.map(|t| t.ms), Some(1500));
         assert_eq!(def.stop_timeout.map(|t| t.ms), Some(5000));
         assert_eq!(
@@ -1314,12 +1670,132 @@ mod tests {
     }
 
     #[test]
-    fn one_readiness_check_at_most() {
-        let message = error(quote!(cmd = "x {port}", tcp = auto, http = auto));
+    fn several_readiness_checks_combine_in_the_order_written() {
+        let def = ok(quote!(
+            cmd = "redis-server --port {port} --supervised systemd",
+            ready = all,
+            notify = true,
+            redis = auto,
+            tcp = auto
+        ));
+        assert!(matches!(
+            def.readiness.as_slice(),
+            [Readiness::Notify(_), Readiness::Redis(Port::Auto(_)), Readiness::Tcp(Port::Auto(_))]
+        ));
+        assert!(!def.ready_any);
+        let def = ok(quote!(cmd = "s {port}", ready = any, http = auto, tcp = auto));
+        assert!(def.ready_any);
+        assert!(error(quote!(cmd = "s {port}", tcp = auto, ready = any))
+            .starts_with("`ready` says how several readiness checks combine"));
+        assert!(error(quote!(cmd = "s {port}", tcp = auto, output = "x"))
+            .starts_with("two readiness kinds, `tcp` and `output`"));
+        assert!(error(quote!(cmd = "s", notify = true, output = "x", ready = "any"))
+            .starts_with("write `ready = any` without quotes"));
+        assert!(error(quote!(cmd = "s", notify = true, output = "x", ready = first))
+            .starts_with("`ready` is `all`"));
+    }
+
+    #[test]
+    fn a_fixture_has_one_port() {
         assert_eq!(
-            message,
-            "`tcp` and `http` both say when the fixture is ready, and a fixture waits for one thing; keep one of `tcp`, `http`, `unix`, `pid` or `output`"
+            error(quote!(cmd = "x {port}", ready = all, tcp = auto, http = 8080)),
+            "`tcp = auto` and `http = 8080` differ, and a fixture has one port; write the same port for every check (`auto` everywhere, or the same number)"
         );
+        assert!(error(quote!(cmd = "x", ready = all, tcp = 1, redis = 2))
+            .contains("`tcp = 1` and `redis = 2` differ"));
+        ok(quote!(cmd = "x", ready = all, tcp = 6379, redis = 6379));
+        ok(quote!(cmd = "x {port}", ready = all, postgres = auto, tcp = auto, owned = true));
+    }
+
+    #[test]
+    fn the_new_readiness_keys_are_checked() {
+        assert!(matches!(
+            ok(quote!(cmd = "x", ready_fd = 3)).readiness.as_slice(),
+            [Readiness::ReadyFd(3, _)]
+        ));
+        assert!(
+            error(quote!(cmd = "x", ready_fd = 1)).starts_with("fd 1 is stdin, stdout or stderr")
+        );
+        assert!(error(quote!(cmd = "x", ready_fd = "3")).starts_with("`ready_fd` takes an integer"));
+        assert!(
+            error(quote!(cmd = "x", notify = false)).starts_with("`notify = false` is the default")
+        );
+        assert!(error(quote!(cmd = "x", notify = "yes"))
+            .starts_with("`notify` takes `true` or `false`"));
+        assert!(error(quote!(cmd = "x", check = "my_check"))
+            .starts_with("`check` takes a closure or a function, not a string"));
+        assert!(matches!(
+            ok(quote!(cmd = "x", check = my::check)).readiness.as_slice(),
+            [Readiness::Check(_, what)] if what == "`my::check`"
+        ));
+        assert!(matches!(
+            ok(quote!(cmd = "x", check = |cx| mirakuru::ready::Status::Ready)).readiness.as_slice(),
+            [Readiness::Check(_, what)] if what == "the fixture's `check` closure"
+        ));
+        assert!(error(quote!(cmd = "x", file = "")).starts_with("`file` is empty"));
+        assert!(error(quote!(cmd = "x", file = "{tmpdir}/p", file_matches = "("))
+            .starts_with("the `file_matches` pattern is not a valid regular expression"));
+        assert!(error(quote!(cmd = "x", file = "{tmpdir}/p", file_line = 0))
+            .starts_with("lines are numbered from 1"));
+        let def = ok(quote!(
+            cmd = "x",
+            file = "{tmpdir}/data/postmaster.pid",
+            file_line = 8,
+            file_matches = "^ready"
+        ));
+        assert_eq!(def.file_line.map(|l| l.0), Some(8));
+    }
+
+    #[test]
+    fn exec_probes_are_checked() {
+        let def = ok(quote!(
+            cmd = "x {port}",
+            ready = all,
+            tcp = auto,
+            exec = "pg_isready -h {host} -p {port}",
+            exec_output = "accepting",
+            exec_timeout = "2s"
+        ));
+        assert!(matches!(
+            def.readiness.as_slice(),
+            [Readiness::Tcp(_), Readiness::Exec(Cmd::Line(_))]
+        ));
+        assert_eq!(def.exec_timeout.map(|t| t.ms), Some(2000));
+        assert!(matches!(
+            ok(quote!(cmd = "x", exec = ["redis-cli", "ping"])).readiness.as_slice(),
+            [Readiness::Exec(Cmd::Args(args))] if args.len() == 2
+        ));
+        assert!(error(quote!(cmd = "x", exec = "redis-cli 'ping"))
+            .starts_with("unbalanced quotes in `exec`"));
+        assert!(error(quote!(cmd = "x", exec = [])).starts_with("`exec` is empty"));
+        assert!(error(quote!(cmd = "x", exec = "p --port {port}"))
+            .starts_with("`{port}` needs a port chosen at start"));
+        assert_eq!(
+            error(quote!(cmd = "x", exec_output = "PONG")),
+            "`exec_output` only applies to an `exec` probe; add `exec = \"program --flag\"`"
+        );
+        assert_eq!(
+            error(quote!(cmd = "x", file_line = 8)),
+            "`file_line` only applies to a `file` check; add `file = \"{tmpdir}/ready\"`"
+        );
+    }
+
+    #[test]
+    fn discovery_and_ownership_are_checked() {
+        assert!(matches!(
+            ok(quote!(cmd = "server --port 0", tcp = discover)).readiness.as_slice(),
+            [Readiness::Discover(_)]
+        ));
+        assert!(error(quote!(cmd = "server --port {port}", tcp = discover))
+            .starts_with("`{port}` is not known before the start with `tcp = discover`"));
+        assert!(error(quote!(cmd = "server --port 0", tcp = discover, owned = true))
+            .starts_with("`tcp = discover` only ever finds the service's own listeners"));
+        assert!(error(quote!(cmd = "server", output = "x", owned = true))
+            .starts_with("`owned` checks who listens on the fixture's port"));
+        assert!(error(quote!(cmd = "x", tcp = 0)).contains("or `tcp = discover`"));
+        assert!(error(quote!(cmd = "x", tcp = "discover"))
+            .starts_with("write `tcp = discover` without quotes"));
+        assert!(ok(quote!(cmd = "x --port {port}", tcp = auto, owned = true)).owned);
     }
 
     #[test]
@@ -1341,8 +1817,8 @@ mod tests {
         assert!(error(quote!(cmd = "x", tcp = any))
             .starts_with("expected `auto` or a port number, found `any`"));
         assert!(matches!(
-            ok(quote!(cmd = "x", tcp = 6379)).readiness,
-            Readiness::Tcp(Port::Fixed(6379, _))
+            ok(quote!(cmd = "x", tcp = 6379)).readiness.as_slice(),
+            [Readiness::Tcp(Port::Fixed(6379, _))]
         ));
     }
 
@@ -1498,10 +1974,10 @@ mod tests {
         );
         assert_eq!(
             error(quote!(cmd = "x --port {port}", tcp = 6390)),
-            "`{port}` stands for the port chosen with `tcp = auto` or `http = auto`; with a fixed port, write the port itself: `6390`"
+            "`{port}` stands for the port chosen with `auto` (`tcp = auto`, `http = auto`, ...); with a fixed port, write the port itself: `6390`"
         );
         assert!(error(quote!(cmd = "x --port {port}"))
-            .starts_with("`{port}` needs `tcp = auto` or `http = auto`"));
+            .starts_with("`{port}` needs a port chosen at start"));
         assert!(error(quote!(args = ["x"], env = ["P={port}"])).starts_with("`{port}` needs"));
         ok(quote!(
             cmd = "sh -c 'echo ${HOME} {} {a,b}; awk \"{print $1}\"' {tmpdir} {socket} {host}"

@@ -384,6 +384,10 @@ impl Check for Http {
     fn last_attempt(&self) -> Option<String> {
         self.last.clone()
     }
+
+    fn port(&self) -> Option<u16> {
+        Url::parse(&self.url).ok().map(|u| u.port)
+    }
 }
 
 named_executor! {

@@ -2,9 +2,28 @@
 //!
 //! A check is polled by [`Executor::start`](crate::Executor::start) right after the spawn and
 //! again whenever something it cares about may have changed: the process wrote output or
-//! exited, a file descriptor it registered became readable (inotify), or the time it asked
-//! for came. Output, pid files, unix sockets and exits are therefore seen as they happen; only
-//! TCP and HTTP probes poll, starting at 100 µs and backing off (see [`Backoff`]).
+//! exited, a file descriptor it registered became readable (inotify, a notify socket, a
+//! readiness pipe, a probe's pipes), or the time it asked for came. Output, pid files, unix
+//! sockets, sd_notify messages and exits are therefore seen as they happen; only network
+//! probes poll, starting at 100 µs and backing off (see [`Backoff`]).
+//!
+//! | check | ready when |
+//! |---|---|
+//! | [`Nothing`] | the program runs |
+//! | [`Banner`] | a line of output matches a regex; its groups are kept ([`Captures`]) |
+//! | [`Tcp`] | a TCP port accepts connections ([`Tcp::owned`]: a listener of the service's own tree) |
+//! | [`Listening`] | the service's tree listens on a TCP port, found in `/proc` (port discovery for `--port 0`) |
+//! | [`UnixSocket`] | a unix socket accepts connections |
+//! | [`Http`] | an HTTP request gets an expected status |
+//! | [`PidFile`] | a pid file names a running process (and its content matches, if asked) |
+//! | [`FileContent`] | a file's content matches a regex (PostgreSQL's `postmaster.pid` says `ready`) |
+//! | [`Notify`] | the service sends `READY=1` over systemd's `NOTIFY_SOCKET` protocol |
+//! | [`ReadyFd`] | the service writes a newline to a pipe passed as fd N (s6 style) |
+//! | [`Exec`] | a command (`pg_isready`, `redis-cli ping`) exits 0 or prints a match |
+//! | [`Redis`] | Redis answers `PING` with `+PONG` (`-LOADING` is not ready) |
+//! | [`Postgres`] | PostgreSQL accepts a connection, as `pg_isready` decides it |
+//! | [`All`], [`Any`] | all, or any, of several checks; [`with_timeout`] gives one its own time limit |
+//! | [`custom`] | a closure says so |
 
 use std::ffi::OsString;
 use std::os::fd::{AsFd, AsRawFd, RawFd};
@@ -17,20 +36,37 @@ use crate::error::Error;
 use crate::output::{Output, Stream};
 use crate::process::{Monitor, Process};
 
+mod combinators;
 mod custom;
+mod exec;
+mod file;
 mod http;
+mod listeners;
 mod nothing;
+mod notify;
 mod output;
 mod pidfile;
+mod postgres;
+mod probe;
+mod ready_fd;
+mod redis;
 mod tcp;
 mod unix;
 mod watch;
 
+pub use combinators::{all, any, with_timeout, All, Any, Timed};
 pub use custom::{custom, Custom};
+pub use exec::{exec, Exec};
+pub use file::{file, FileContent};
 pub use http::{Http, HttpExecutor, StatusPattern};
+pub use listeners::{listening, Listening};
 pub use nothing::{Nothing, SimpleExecutor};
+pub use notify::{notify, Notify};
 pub use output::{Banner, OutputExecutor};
 pub use pidfile::{PidExecutor, PidFile};
+pub use postgres::{postgres, Postgres};
+pub use ready_fd::{ready_fd, ReadyFd};
+pub use redis::{redis, Redis};
 pub use tcp::{Tcp, TcpExecutor};
 pub use unix::{UnixSocket, UnixSocketExecutor};
 
@@ -79,6 +115,30 @@ pub trait Check: Send {
     fn last_attempt(&self) -> Option<String> {
         None
     }
+
+    /// The TCP port the check waits on, or the one it found the service listening on
+    /// ([`Listening`], a banner group named `port`). Custom checks see it as
+    /// [`Context::port`]; executors and fixtures report it.
+    fn port(&self) -> Option<u16> {
+        None
+    }
+
+    /// What the check captured when it became ready: the groups of a banner or file regex,
+    /// the line written to a readiness fd.
+    fn captures(&self) -> Option<Captures> {
+        None
+    }
+
+    /// For checks made of others ([`All`], [`Any`]): how long after the spawn each part
+    /// became ready, described. The executor records the whole check's time itself.
+    fn ready_times(&self) -> Vec<(String, Duration)> {
+        Vec::new()
+    }
+
+    /// Called once the service is stopped, or its start failed: releases what
+    /// [`prepare`](Check::prepare) set up for it (a notify socket and its directory, a probe
+    /// still running). Dropping the check does it too.
+    fn release(&mut self) {}
 }
 
 impl Check for Box<dyn Check> {
@@ -97,6 +157,96 @@ impl Check for Box<dyn Check> {
     fn last_attempt(&self) -> Option<String> {
         (**self).last_attempt()
     }
+    fn port(&self) -> Option<u16> {
+        (**self).port()
+    }
+    fn captures(&self) -> Option<Captures> {
+        (**self).captures()
+    }
+    fn ready_times(&self) -> Vec<(String, Duration)> {
+        (**self).ready_times()
+    }
+    fn release(&mut self) {
+        (**self).release()
+    }
+}
+
+/// The capture groups of a match: index 0 is the whole match, then each group in order;
+/// groups that did not take part are `None`. Named groups (`(?P<port>\d+)`) are also found by
+/// name.
+///
+/// ```
+/// # fn main() -> Result<(), mirakuru::Error> {
+/// use mirakuru::OutputExecutor;
+///
+/// let mut ex = OutputExecutor::new(
+///     ["sh", "-c", "echo 'listening on 127.0.0.1 port 7000'; exec sleep 30"],
+///     r"listening on (?P<host>\S+) port (?P<port>\d+)",
+/// );
+/// ex.start()?;
+/// let caps = ex.captures().expect("matched");
+/// assert_eq!(caps.name("host"), Some("127.0.0.1"));
+/// assert_eq!(caps.get(2), Some("7000"));
+/// assert_eq!(caps[2].as_deref(), Some("7000"));
+/// assert_eq!(ex.port(), Some(7000)); // a group named `port` is the service's port
+/// ex.stop()?;
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Captures {
+    groups: Vec<Option<String>>,
+    names: Vec<Option<String>>,
+}
+
+impl Captures {
+    /// Groups (index 0 the whole match) and their names (`None` for unnamed ones).
+    pub(crate) fn new(groups: Vec<Option<String>>, names: Vec<Option<String>>) -> Captures {
+        Captures { groups, names }
+    }
+
+    /// The text of group `i`, if it took part in the match.
+    pub fn get(&self, i: usize) -> Option<&str> {
+        self.groups.get(i).and_then(|g| g.as_deref())
+    }
+
+    /// The text of the group called `name`, if it exists and took part in the match.
+    pub fn name(&self, name: &str) -> Option<&str> {
+        let i = self.names.iter().position(|n| n.as_deref() == Some(name))?;
+        self.get(i)
+    }
+
+    /// How many groups there are, the whole match included.
+    pub fn len(&self) -> usize {
+        self.groups.len()
+    }
+
+    /// Whether there are no groups at all.
+    pub fn is_empty(&self) -> bool {
+        self.groups.is_empty()
+    }
+
+    /// The groups in order, index 0 first.
+    pub fn iter(&self) -> impl Iterator<Item = Option<&str>> + '_ {
+        self.groups.iter().map(|g| g.as_deref())
+    }
+
+    /// A group named `port` holding a port number: the port the service says it listens on.
+    pub(crate) fn port(&self) -> Option<u16> {
+        self.name("port").and_then(|p| p.trim().parse().ok()).filter(|&p| p != 0)
+    }
+}
+
+impl std::ops::Index<usize> for Captures {
+    type Output = Option<String>;
+
+    /// Group `i`, as `captures[1].as_deref()`.
+    ///
+    /// # Panics
+    ///
+    /// If there is no group `i`, as a slice would.
+    fn index(&self, i: usize) -> &Option<String> {
+        &self.groups[i]
+    }
 }
 
 /// What a check sees before the spawn.
@@ -107,6 +257,8 @@ pub struct Setup<'a> {
     pub(crate) env: Vec<(OsString, OsString)>,
     /// File descriptors the service inherits: (ours, the number it gets in the service).
     pub(crate) fds: Vec<(std::os::fd::OwnedFd, i32)>,
+    /// `(uid, gid)` the service runs as, when it is another user than the test's.
+    pub(crate) user: Option<(u32, u32)>,
 }
 
 impl Setup<'_> {
@@ -130,6 +282,19 @@ impl Setup<'_> {
     /// readiness pipes, `--print-address=FD`). Ours is closed once the service is spawned.
     pub fn pass_fd(&mut self, fd: std::os::fd::OwnedFd, target: i32) {
         self.fds.push((fd, target));
+    }
+
+    /// The file descriptor numbers already given to the service with
+    /// [`pass_fd`](Setup::pass_fd), so that two checks do not claim the same one.
+    pub fn passed_fds(&self) -> Vec<i32> {
+        self.fds.iter().map(|(_, target)| *target).collect()
+    }
+
+    /// `(uid, gid)` the service runs as when it runs as another user
+    /// ([`Executor::user`](crate::Executor::user)): what a check creates for the service to
+    /// use (a notify socket) must be reachable by that user.
+    pub fn user(&self) -> Option<(u32, u32)> {
+        self.user
     }
 
     /// Whether a stream is captured (and so can carry a banner).
@@ -158,11 +323,22 @@ pub struct Context<'a> {
     pub(crate) deadline: Instant,
     pub(crate) wake_at: Option<Instant>,
     pub(crate) wake_fds: Vec<RawFd>,
+    /// The port of the check being polled, or of the checks polled before it in a combinator.
+    pub(crate) port: Option<u16>,
+    /// The service's main process, when a check learnt it (sd_notify `MAINPID=`, a pid file).
+    pub(crate) main_pid: Option<u32>,
 }
 
 impl<'a> Context<'a> {
     pub(crate) fn new(process: &'a Process, deadline: Instant) -> Context<'a> {
-        Context { process, deadline, wake_at: None, wake_fds: Vec::new() }
+        Context {
+            process,
+            deadline,
+            wake_at: None,
+            wake_fds: Vec::new(),
+            port: None,
+            main_pid: None,
+        }
     }
 
     pub(crate) fn reset(&mut self) {
@@ -195,6 +371,37 @@ impl<'a> Context<'a> {
     /// `MAINPID=`), so it is stopped with it. False if `pid` cannot belong to the tree.
     pub fn adopt(&mut self, pid: u32) -> bool {
         self.process.adopt(pid)
+    }
+
+    /// Makes `pid` the service's main process: it is [adopted](Context::adopt), and once the
+    /// service is ready its death is the service's death
+    /// ([`Executor::check_alive`](crate::Executor::check_alive)), whatever the spawned
+    /// process does (systemd's `MAINPID=`, a forking daemon's pid file). False, and nothing
+    /// changes, if `pid` cannot belong to the tree.
+    pub fn set_main_pid(&mut self, pid: u32) -> bool {
+        if pid == self.process.pid || self.process.adopt(pid) {
+            self.main_pid = Some(pid);
+            true
+        } else {
+            false
+        }
+    }
+
+    /// The TCP port the executor's check waits on, or found the service listening on: the
+    /// port of this check, or in a combinator of one polled before it. `None` when no check
+    /// knows one.
+    pub fn port(&self) -> Option<u16> {
+        self.port
+    }
+
+    /// The TCP ports the processes of the service's tree listen on now, found in `/proc`
+    /// without connecting (empty where `/proc` is not available). Sorted, without duplicates.
+    pub fn listening_ports(&self) -> Vec<u16> {
+        let mut ports: Vec<u16> =
+            listeners::of_pids(&self.tree_pids()).into_iter().map(|l| l.port).collect();
+        ports.sort_unstable();
+        ports.dedup();
+        ports
     }
 
     /// The pids of every process of the service's tree that runs now.

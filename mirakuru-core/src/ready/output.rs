@@ -3,17 +3,19 @@
 
 use regex::bytes::{Regex, RegexBuilder};
 
-use super::{Check, Context, Setup, Status};
+use super::{Captures, Check, Context, Setup, Status};
 use crate::command::Command;
 use crate::executor::{named_executor, Executor};
 use crate::output::Stream;
 
 /// Ready when a line of the captured stdout or stderr contains a match of a regex. `^` and `$`
-/// match at line boundaries.
+/// match at line boundaries. The groups of the match are kept ([`Check::captures`]); a group
+/// named `port` (`listening on port (?P<port>\d+)`) is the service's [`port`](Check::port).
 #[derive(Debug, Clone)]
 pub struct Banner {
     pattern: String,
     watches: [Option<usize>; 2],
+    names: Vec<Option<String>>,
     groups: Option<Vec<Option<String>>>,
 }
 
@@ -21,7 +23,7 @@ impl Banner {
     /// Waits for `pattern`, a regular expression (regex crate syntax; use `regex::escape` for
     /// a literal text).
     pub fn new(pattern: impl Into<String>) -> Banner {
-        Banner { pattern: pattern.into(), watches: [None, None], groups: None }
+        Banner { pattern: pattern.into(), watches: [None, None], names: Vec::new(), groups: None }
     }
 
     /// The pattern, as given.
@@ -30,7 +32,7 @@ impl Banner {
     }
 
     /// The capture groups of the match (index 0 is the whole match), once found.
-    pub fn captures(&self) -> Option<&[Option<String>]> {
+    pub fn groups(&self) -> Option<&[Option<String>]> {
         self.groups.as_deref()
     }
 
@@ -60,6 +62,7 @@ impl Check for Banner {
             );
         }
         self.groups = None;
+        self.names = regex.capture_names().map(|n| n.map(str::to_string)).collect();
         self.watches = setup.watch_output(&regex);
         Ok(())
     }
@@ -91,6 +94,14 @@ impl Check for Banner {
         }
         Status::NotYet
     }
+
+    fn captures(&self) -> Option<Captures> {
+        self.groups.clone().map(|groups| Captures::new(groups, self.names.clone()))
+    }
+
+    fn port(&self) -> Option<u16> {
+        self.captures().and_then(|c| c.port())
+    }
 }
 
 named_executor! {
@@ -115,10 +126,5 @@ impl OutputExecutor {
     /// Runs `command` and waits until its output matches `banner` (a regular expression).
     pub fn new(command: impl Into<Command>, banner: impl Into<String>) -> OutputExecutor {
         OutputExecutor(Executor::new(command, Banner::new(banner)))
-    }
-
-    /// The capture groups of the banner match of the last start (index 0: the whole match).
-    pub fn captures(&self) -> Option<Vec<Option<String>>> {
-        self.0.read_check(|c| c.groups.clone())
     }
 }

@@ -1,22 +1,46 @@
 //! Ready when the service has written its pid file. The file is watched with inotify, and its
 //! content is checked: a pid file left by an earlier run is reported as stale instead of
-//! "already running" (Python mirakuru only tested that the file exists).
+//! "already running" (Python mirakuru only tested that the file exists), and more of its
+//! content can be required (PostgreSQL's `postmaster.pid` says `ready` on its line 8): a pid
+//! file can be written before the service is ready (VTest#41, readiness.md §4.2).
 
 use std::path::{Path, PathBuf};
 
+use super::file::Matcher;
 use super::watch::DirWatch;
-use super::{Backoff, Check, Context, Setup, Status};
+use super::{Backoff, Captures, Check, Context, Setup, Status};
 use crate::command::Command;
 use crate::error::Error;
 use crate::executor::{named_executor, Executor};
 
 /// Ready when a pid file exists and names a running process (or is empty: some services only
-/// `touch` it). The process it names is then treated as part of the service's tree, so a
-/// daemon found through its pid file is stopped with it.
+/// `touch` it) — and, with [`matches`](PidFile::matches), when its content, or its
+/// [`line`](PidFile::line) `n`, matches a regex too. The process it names is then the
+/// service's main process: stopped with it, and watched by
+/// [`check_alive`](crate::Executor::check_alive).
+///
+/// ```no_run
+/// # fn main() -> Result<(), mirakuru::Error> {
+/// use mirakuru::{ready, Executor, Signal};
+///
+/// // pg_ctl exits once it has started the server; postmaster.pid names the server, and its
+/// // line 8 turns from "starting" to "ready".
+/// let mut pg = Executor::new(
+///     "pg_ctl start -D /tmp/pg/data -o '-p 5433 -k /tmp/pg'",
+///     ready::PidFile::new("/tmp/pg/data/postmaster.pid").line(8).matches("^ready"),
+/// )
+/// .stop_signal(Signal::SIGINT)
+/// .user("postgres");
+/// pg.start()?;
+/// pg.stop()?;
+/// # Ok(()) }
+/// ```
 #[derive(Debug)]
 pub struct PidFile {
     path: PathBuf,
     resolved: PathBuf,
+    matcher: Matcher,
+    groups: Option<Captures>,
     watch: Option<DirWatch>,
     /// Whether a writer has finished with the file: only then is an empty file a touched
     /// one rather than one about to receive its pid.
@@ -62,6 +86,8 @@ impl PidFile {
         PidFile {
             resolved: path.clone(),
             path,
+            matcher: Matcher::default(),
+            groups: None,
             watch: None,
             written: false,
             backoff: Backoff::new(),
@@ -73,11 +99,28 @@ impl PidFile {
     pub fn path(&self) -> &Path {
         &self.path
     }
+
+    /// Also requires the content to match `pattern`, a regex (`^` and `$` match at line
+    /// ends).
+    pub fn matches(mut self, pattern: impl Into<String>) -> PidFile {
+        self.matcher.pattern = Some(pattern.into());
+        self
+    }
+
+    /// Applies [`matches`](PidFile::matches) to line `n` only (1-based).
+    pub fn line(mut self, n: usize) -> PidFile {
+        self.matcher.line = Some(n);
+        self
+    }
 }
 
 impl Check for PidFile {
     fn describe(&self) -> String {
-        format!("pid file {} to name a running process", self.resolved.display())
+        let mut what = format!("pid file {} to name a running process", self.resolved.display());
+        if let Some(content) = self.matcher.describe() {
+            what.push_str(&format!(" and its {content}"));
+        }
+        what
     }
 
     fn prepare(&mut self, setup: &mut Setup<'_>) -> Result<(), String> {
@@ -86,6 +129,8 @@ impl Check for PidFile {
                 "the pid file path is empty; give the path the service writes its pid to".into()
             );
         }
+        self.matcher.prepare()?;
+        self.groups = None;
         self.resolved = setup.resolve(&self.path);
         if let Some(dir) = self.resolved.parent().filter(|d| !d.as_os_str().is_empty()) {
             if !dir.is_dir() {
@@ -128,11 +173,25 @@ impl Check for PidFile {
         }
         match read(&self.resolved) {
             Content::Pid(pid) if is_alive(pid) => {
-                cx.process.adopt(pid);
-                return Status::Ready;
+                let checked = match std::fs::read(&self.resolved) {
+                    Ok(content) => self.matcher.check(&content),
+                    Err(e) => Err(e.to_string()),
+                };
+                match checked {
+                    Ok(groups) => {
+                        cx.set_main_pid(pid);
+                        self.groups = groups;
+                        return Status::Ready;
+                    }
+                    Err(why) => self.last = Some(format!("it names process {pid}, but {why}")),
+                }
             }
             // Without inotify there is no telling; take it as Python mirakuru would.
-            Content::Empty if self.written || self.watch.is_none() => return Status::Ready,
+            Content::Empty
+                if self.matcher.pattern.is_none() && (self.written || self.watch.is_none()) =>
+            {
+                return Status::Ready
+            }
             Content::Empty => self.last = Some("it is empty".into()),
             Content::Pid(pid) => {
                 self.last = Some(format!("it names process {pid}, which is not running"))
@@ -151,6 +210,14 @@ impl Check for PidFile {
 
     fn last_attempt(&self) -> Option<String> {
         self.last.clone()
+    }
+
+    fn captures(&self) -> Option<Captures> {
+        self.groups.clone()
+    }
+
+    fn release(&mut self) {
+        self.watch = None;
     }
 }
 

@@ -1,9 +1,13 @@
 //! Ready when a TCP port accepts connections. IPv4, IPv6 and host names; every address the
-//! host resolves to is tried (Python mirakuru was IPv4-only).
+//! host resolves to is tried (Python mirakuru was IPv4-only). Optionally, only a listener of
+//! the service's own process tree counts ([`Tcp::owned`]): a connect alone cannot tell the
+//! service from a foreign process on the same port (docker-proxy, moby#16976; a leftover
+//! server of an earlier run; a port taken between the choice and the bind).
 
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
 use std::time::Duration;
 
+use super::listeners::{self, TreeCache};
 use super::{Backoff, Check, Context, Setup, Status};
 use crate::command::Command;
 use crate::error::Error;
@@ -13,11 +17,14 @@ use crate::executor::{named_executor, Executor};
 /// matters for a host that drops packets.
 const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(1);
 
-/// Ready when `host:port` accepts a TCP connection.
+/// Ready when `host:port` accepts a TCP connection — with [`owned`](Tcp::owned), a
+/// connection to a listener of the service's own process tree.
 #[derive(Debug, Clone)]
 pub struct Tcp {
     host: String,
     port: u16,
+    owned: bool,
+    tree: TreeCache,
     addrs: Vec<SocketAddr>,
     backoff: Backoff,
     last: Option<String>,
@@ -27,7 +34,35 @@ impl Tcp {
     /// Waits for `host:port`. `host` may be an IPv4 or IPv6 literal (with or without
     /// brackets) or a name.
     pub fn new(host: impl Into<String>, port: u16) -> Tcp {
-        Tcp { host: host.into(), port, addrs: Vec::new(), backoff: Backoff::new(), last: None }
+        Tcp {
+            host: host.into(),
+            port,
+            owned: false,
+            tree: TreeCache::default(),
+            addrs: Vec::new(),
+            backoff: Backoff::new(),
+            last: None,
+        }
+    }
+
+    /// Counts only a listener owned by a process of the service's tree, found in `/proc`
+    /// (Linux): a foreign process answering on the port does not make the service ready.
+    ///
+    /// ```no_run
+    /// # fn main() -> Result<(), mirakuru::Error> {
+    /// use mirakuru::{ready, Executor};
+    ///
+    /// let mut redis = Executor::new(
+    ///     "redis-server --port 6390 --save ''",
+    ///     ready::Tcp::new("127.0.0.1", 6390).owned(),
+    /// );
+    /// redis.start()?;
+    /// redis.stop()?;
+    /// # Ok(()) }
+    /// ```
+    pub fn owned(mut self) -> Tcp {
+        self.owned = true;
+        self
     }
 
     /// The host, as given.
@@ -76,10 +111,22 @@ impl Tcp {
 
 impl Check for Tcp {
     fn describe(&self) -> String {
-        format!("TCP {}:{} to accept connections", self.host, self.port)
+        if self.owned {
+            format!(
+                "TCP {}:{} to accept connections on a listener of the service",
+                self.host, self.port
+            )
+        } else {
+            format!("TCP {}:{} to accept connections", self.host, self.port)
+        }
     }
 
     fn prepare(&mut self, _setup: &mut Setup<'_>) -> Result<(), String> {
+        if self.owned && !cfg!(target_os = "linux") {
+            return Err("telling the service's listeners from others needs Linux's /proc;                         drop `owned()`"
+                .into());
+        }
+        self.tree = TreeCache::default();
         self.addrs = Tcp::resolve(&self.host, self.port)?;
         self.backoff = Backoff::new();
         self.last = None;
@@ -94,7 +141,19 @@ impl Check for Tcp {
 
     fn poll(&mut self, cx: &mut Context<'_>) -> Status {
         match Tcp::connect(&self.addrs, cx.remaining().min(ATTEMPT_TIMEOUT)) {
-            Ok(_) => Status::Ready,
+            Ok(_) if !self.owned => Status::Ready,
+            Ok(_) => {
+                let pids = self.tree.pids(cx);
+                if listeners::of_pids(&pids).iter().any(|l| l.port == self.port) {
+                    return Status::Ready;
+                }
+                self.last = Some(format!(
+                    "{}:{} accepts connections, but no process of the service listens on it:                      another process does",
+                    self.host, self.port
+                ));
+                cx.poll_again_in(self.backoff.next_delay());
+                Status::NotYet
+            }
             Err(e) => {
                 self.last = Some(e);
                 cx.poll_again_in(self.backoff.next_delay());
@@ -105,6 +164,10 @@ impl Check for Tcp {
 
     fn last_attempt(&self) -> Option<String> {
         self.last.clone()
+    }
+
+    fn port(&self) -> Option<u16> {
+        Some(self.port)
     }
 }
 

@@ -46,6 +46,9 @@
 //! 12. `--notify`: if `NOTIFY_SOCKET` is set (a path, or `@name` for the
 //!     Linux abstract namespace), send the datagram `READY=1\nSTATUS=ready\n`.
 //!     `--notify-message MSG` (repeatable): send MSG as its own datagram first.
+//!     `--notify-mainpid`: send `MAINPID=<own pid>` first of all (after
+//!     `--daemonize`, the daemon's pid).
+//!     `--notify-ready-after-ms MS`: sleep MS between the messages and `READY=1`.
 //!     `--notify-no-ready`: do not send the `READY=1` datagram.
 //! 13. `--ready-fd N`: write `\n` to fd N, then close it (s6-style readiness).
 //!     The fd is made close-on-exec at startup so children do not inherit it.
@@ -154,6 +157,8 @@ struct Config {
     notify: bool,
     notify_messages: Vec<String>,
     notify_no_ready: bool,
+    notify_mainpid: bool,
+    notify_ready_after: Option<Duration>,
     ready_fd: Option<RawFd>,
     banner: Option<String>,
     banner_stderr: bool,
@@ -307,6 +312,8 @@ fn parse_args(args: impl Iterator<Item = std::ffi::OsString>) -> Result<Config, 
             "--notify" => c.notify = true,
             "--notify-message" => c.notify_messages.push(p.value()?),
             "--notify-no-ready" => c.notify_no_ready = true,
+            "--notify-mainpid" => c.notify_mainpid = true,
+            "--notify-ready-after-ms" => c.notify_ready_after = Some(p.millis()?),
             "--ready-fd" => {
                 let value = p.value()?;
                 let fd = value.parse().ok().filter(|fd| *fd >= 0);
@@ -395,8 +402,12 @@ fn validate(c: &Config) -> Result<(), String> {
         (c.exit_after.is_some() && c.exit_code.is_none(), "--exit-after-ms needs --exit"),
         (c.pid_file_garbage && c.pid_file.is_none(), "--pid-file-garbage needs --pid-file"),
         (
-            (!c.notify_messages.is_empty() || c.notify_no_ready) && !c.notify,
-            "--notify-message and --notify-no-ready need --notify",
+            (!c.notify_messages.is_empty()
+                || c.notify_no_ready
+                || c.notify_mainpid
+                || c.notify_ready_after.is_some())
+                && !c.notify,
+            "--notify-message, --notify-mainpid, --notify-ready-after-ms and --notify-no-ready need --notify",
         ),
         (
             children_options && !c.child && c.spawn_children == 0,
@@ -830,11 +841,18 @@ fn notify(cfg: &Config) {
     let Some(target) = std::env::var_os("NOTIFY_SOCKET") else {
         return;
     };
-    let ready = (!cfg.notify_no_ready).then_some(READY);
-    let mut messages = cfg.notify_messages.iter().map(|m| m.as_bytes()).chain(ready);
+    let mainpid = cfg.notify_mainpid.then(|| format!("MAINPID={}", std::process::id()));
+    let mut messages = mainpid.iter().chain(&cfg.notify_messages).map(|m| m.as_bytes());
     let result = notify_address(&target).and_then(|address| {
         let socket = UnixDatagram::unbound()?;
-        messages.try_for_each(|msg| socket.send_to_addr(msg, &address).map(drop))
+        messages.try_for_each(|msg| socket.send_to_addr(msg, &address).map(drop))?;
+        if let Some(pause) = cfg.notify_ready_after {
+            thread::sleep(pause);
+        }
+        if !cfg.notify_no_ready {
+            socket.send_to_addr(READY, &address)?;
+        }
+        Ok(())
     });
     result.unwrap_or_else(|e| fail(format_args!("cannot notify {target:?}: {e}")));
 }

@@ -10,6 +10,7 @@ mod invalid;
 mod lifecycle;
 mod output;
 mod readiness;
+mod readiness_plus;
 mod services;
 mod trees;
 

@@ -224,6 +224,22 @@ fn postgres_through_pg_ctl_a_launcher_that_exits_while_the_server_lives_on() {
     tag.assert_none_left();
 }
 
+/// The command line of an nginx whose configuration, logs and pid file are all in `dir`.
+fn nginx_command(nginx: String, dir: &Path, port: u16, daemon: bool) -> Vec<String> {
+    let conf = nginx_config(dir, port, daemon);
+    let d = dir.display();
+    let error_log = format!("{d}/error.log");
+    vec![
+        nginx,
+        "-p".into(),
+        d.to_string(),
+        "-c".into(),
+        conf.display().to_string(),
+        "-e".into(),
+        error_log,
+    ]
+}
+
 /// A minimal nginx configuration inside `dir`.
 fn nginx_config(dir: &Path, port: u16, daemon: bool) -> std::path::PathBuf {
     let d = dir.display();
@@ -266,17 +282,7 @@ fn nginx_by_http_status() {
     let (k, v) = tag_env(&tag);
     let dir = temp_dir();
     let port = free_port();
-    let conf = nginx_config(dir.path(), port, false);
-    let d = dir.path().display().to_string();
-    let cmd = vec![
-        nginx,
-        "-p".into(),
-        d.clone(),
-        "-c".into(),
-        conf.display().to_string(),
-        "-e".into(),
-        format!("{d}/error.log"),
-    ];
+    let cmd = nginx_command(nginx, dir.path(), port, false);
     let mut web = HttpExecutor::new(cmd, format!("http://127.0.0.1:{port}/"))
         .method("GET")
         .status(200)
@@ -298,17 +304,7 @@ fn nginx_daemon_by_its_pid_file() {
     let (k, v) = tag_env(&tag);
     let dir = temp_dir();
     let port = free_port();
-    let conf = nginx_config(dir.path(), port, true);
-    let d = dir.path().display().to_string();
-    let cmd = vec![
-        nginx,
-        "-p".into(),
-        d.clone(),
-        "-c".into(),
-        conf.display().to_string(),
-        "-e".into(),
-        format!("{d}/error.log"),
-    ];
+    let cmd = nginx_command(nginx, dir.path(), port, true);
     // `daemon on`: the launcher exits at once; the master it leaves writes the pid file.
     let mut web = PidExecutor::new(cmd, dir.path().join("nginx.pid")).env(k, v);
     web.start().expect("nginx starts");

@@ -1,0 +1,5 @@
+#[mirakuru::fixture(cmd = "server", ready_fd = 1)]
+#[test]
+fn reads() {}
+
+fn main() {}
