@@ -20,7 +20,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         println!("memcached is not installed (Debian: apt-get install memcached)");
         return Ok(());
     }
-    let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+    let port = mirakuru::free_port()?;
     // memcached refuses to run as root unless told which user to become.
     let as_user = if is_root() { " -u nobody" } else { "" };
     let mut cache = TcpExecutor::new(

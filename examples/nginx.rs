@@ -22,7 +22,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     // 1. In the foreground, ready when GET / answers 200.
     let dir = tempfile::tempdir()?;
-    let port = free_port()?;
+    let port = mirakuru::free_port()?;
     let mut web = HttpExecutor::new(
         command(nginx, dir.path(), port, false)?,
         format!("http://127.0.0.1:{port}/"),
@@ -40,7 +40,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     // 2. As a daemon, ready when it has written its pid file; stopped through that pid.
     let dir = tempfile::tempdir()?;
-    let port = free_port()?;
+    let port = mirakuru::free_port()?;
     let mut daemon =
         PidExecutor::new(command(nginx, dir.path(), port, true)?, dir.path().join("nginx.pid"))
             .timeout(Duration::from_secs(10));
@@ -89,8 +89,4 @@ fn get(port: u16) -> std::io::Result<String> {
 
 fn ms(since: Instant) -> f64 {
     since.elapsed().as_secs_f64() * 1e3
-}
-
-fn free_port() -> std::io::Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }

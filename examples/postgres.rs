@@ -25,7 +25,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let data = initdb(&bin, dir.path(), user)?;
 
     // 1. The server itself: ready when its TCP port accepts connections.
-    let port = free_port()?;
+    let port = mirakuru::free_port()?;
     let server = [
         bin.join("postgres").display().to_string(),
         "-D".into(),
@@ -50,7 +50,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     pg.stop()?;
 
     // 2. Through pg_ctl, which exits 0 once the server it started is up.
-    let port = free_port()?;
+    let port = mirakuru::free_port()?;
     let launcher = [
         bin.join("pg_ctl").display().to_string(),
         "start".into(),
@@ -140,8 +140,4 @@ fn id(user: &str, flag: &str) -> Result<u32, Box<dyn std::error::Error>> {
 fn is_root() -> bool {
     use std::os::unix::fs::MetadataExt;
     std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0)
-}
-
-fn free_port() -> std::io::Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }

@@ -23,7 +23,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
 
     let me = std::env::current_exe()?.display().to_string();
-    let port = free_port()?;
+    let port = mirakuru::free_port()?;
     let mut service =
         TcpExecutor::new([me.as_str(), "--serve", &port.to_string()], "127.0.0.1", port)
             .timeout(Duration::from_secs(10))
@@ -84,10 +84,6 @@ fn ping(port: u16) -> std::io::Result<String> {
     let mut answer = String::new();
     BufReader::new(stream).read_line(&mut answer)?;
     Ok(answer.trim().to_string())
-}
-
-fn free_port() -> std::io::Result<u16> {
-    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
 fn ms(d: Duration) -> f64 {

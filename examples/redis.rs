@@ -24,7 +24,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     );
 
     // 1. TCP: start() returns once the port accepts connections.
-    let port = free_port()?;
+    let port = mirakuru::free_port()?;
     let mut redis = TcpExecutor::new(format!("{base} --port {port}"), "127.0.0.1", port)
         .timeout(Duration::from_secs(10));
     let began = Instant::now();
@@ -44,7 +44,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     redis.stop()?;
 
     // 2. Banner: ready when the log says so.
-    let port = free_port()?;
+    let port = mirakuru::free_port()?;
     let mut redis =
         OutputExecutor::new(format!("{base} --port {port}"), "Ready to accept connections");
     let began = Instant::now();
@@ -82,8 +82,4 @@ fn installed(program: &str) -> bool {
         .args(["-c", &format!("command -v {program}")])
         .output()
         .is_ok_and(|o| o.status.success())
-}
-
-fn free_port() -> std::io::Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }

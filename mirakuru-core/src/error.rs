@@ -193,7 +193,17 @@ impl fmt::Display for Error {
                 write!(f, "cannot start `{command}`: {problem}; {hint}")
             }
             Error::Spawn { command, source } => {
-                write!(f, "cannot start `{command}`: {source}")
+                // The program was found and is executable (checked before): what fails now is
+                // the exec itself — a missing interpreter or library, the wrong architecture.
+                let hint = match source.raw_os_error() {
+                    Some(libc::ENOENT) => "its interpreter (#! line) or dynamic loader is missing",
+                    Some(libc::ENOEXEC) => "it is not a program for this system",
+                    Some(libc::EACCES) | Some(libc::EPERM) => {
+                        "it may not be run (permissions, a noexec mount, or the user it runs as)"
+                    }
+                    _ => "check that the program runs by hand",
+                };
+                write!(f, "cannot start `{command}`: {source}; {hint}")
             }
             Error::AlreadyRunning { command, reason } => write!(
                 f,

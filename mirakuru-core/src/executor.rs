@@ -380,10 +380,15 @@ impl<C: Check> Executor<C> {
         self.lock().process.as_ref().and_then(|p| p.monitor().exit().flatten())
     }
 
-    /// What the process wrote (the captured part, see [`output_limit`](Executor::output_limit)),
+    /// What the process wrote — everything written before this call, within the captured part
+    /// (see [`output_limit`](Executor::output_limit)) —
     /// also after it stopped: the output of the last run is kept until the next start.
     pub fn output(&self) -> Output {
-        self.lock().monitor.as_ref().map(|m| m.output()).unwrap_or_default()
+        let inner = self.lock();
+        if let Some(process) = &inner.process {
+            process.drain_output();
+        }
+        inner.monitor.as_ref().map(|m| m.output()).unwrap_or_default()
     }
 
     /// How long the last successful start took, from spawn to ready.
@@ -781,7 +786,10 @@ fn main(process: &Process, named: Option<u32>) -> Main {
         Some(pid) if pid != process.pid => {
             Main::Pid { pid, pidfd: sys::pidfd_open(pid), start: crate::sweep::start_time(pid) }
         }
-        _ if process.leader_running() => Main::Leader { others: process.tree_pids().len() > 1 },
+        // Other processes of the tree, besides the leader (which may even be a zombie already):
+        _ if process.leader_running() => {
+            Main::Leader { others: process.tree_pids().iter().any(|&pid| pid != process.pid) }
+        }
         _ => Main::Tree,
     }
 }

@@ -16,12 +16,10 @@
 //! fixtures.finish(false); // stops them, last first
 //! ```
 
-use std::collections::HashSet;
 use std::fmt;
-use std::net::TcpListener;
 use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::executor::Executor;
@@ -132,7 +130,7 @@ impl Readiness {
 /// assert!(fixtures.get(0).port() > 0);
 /// fixtures.finish(false);
 /// ```
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 #[must_use]
 pub struct Spec {
     name: String,
@@ -156,6 +154,18 @@ pub struct Spec {
     exec_timeout: Option<Duration>,
     file_matches: Option<String>,
     file_line: Option<usize>,
+}
+
+impl fmt::Debug for Spec {
+    /// Environment values are left out: they often hold passwords.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Spec")
+            .field("name", &self.name)
+            .field("cmd", &self.cmd)
+            .field("readiness", &self.readiness)
+            .field("env", &self.env.iter().map(|(k, _)| k).collect::<Vec<_>>())
+            .finish_non_exhaustive()
+    }
 }
 
 impl Spec {
@@ -446,7 +456,8 @@ impl Spec {
             attempt += 1;
             let port = self.port_before_start().map(|port| match port {
                 Port::Fixed(p) => p,
-                Port::Auto => free_port(&self.host),
+                // 0 makes start() say "port 0 cannot be waited for" in the rare failure.
+                Port::Auto => crate::port::free_port_for(&self.host).unwrap_or(0),
             });
             let tmpdir = make_tmpdir(self.user.as_deref()).map_err(|source| Error::Io {
                 command: self.cmd_text(),
@@ -701,26 +712,6 @@ fn port_was_taken(err: &Error) -> bool {
         }
         _ => false,
     }
-}
-
-/// A port that was free a moment ago and that this binary has not handed out before. The
-/// kernel hands out ephemeral ports in rotation, so another process is unlikely to take it in
-/// the meantime — and if one does, [`Spec::start`] starts again on another port.
-fn free_port(host: &str) -> u16 {
-    static GIVEN: Mutex<Option<HashSet<u16>>> = Mutex::new(None);
-    let bind_host = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')).unwrap_or(host);
-    for _ in 0..64 {
-        let port = TcpListener::bind((bind_host, 0))
-            .or_else(|_| TcpListener::bind(("127.0.0.1", 0)))
-            .and_then(|l| l.local_addr())
-            .map(|a| a.port())
-            .unwrap_or(0);
-        let mut given = GIVEN.lock().unwrap_or_else(|p| p.into_inner());
-        if port != 0 && given.get_or_insert_with(HashSet::new).insert(port) {
-            return port;
-        }
-    }
-    0 // start() reports "port 0 cannot be waited for"
 }
 
 /// A started fixture: its executor and where it can be reached. Tests get it as `&Fixture`.
@@ -1116,12 +1107,6 @@ mod tests {
         };
         assert!(port_was_taken(&exited));
         assert!(port_was_taken(&Error::AlreadyRunning { command: "x".into(), reason: "y".into() }));
-    }
-
-    #[test]
-    fn free_ports_are_not_handed_out_twice() {
-        let ports: HashSet<u16> = (0..50).map(|_| free_port("127.0.0.1")).collect();
-        assert_eq!(ports.len(), 50);
     }
 
     #[test]

@@ -44,6 +44,7 @@ mod executor;
 mod exit;
 pub mod fixture;
 mod output;
+mod port;
 mod process;
 pub mod ready;
 mod reaper;
@@ -58,6 +59,7 @@ pub use error::Error;
 pub use executor::{Executor, Stopped};
 pub use fixture::Fixture;
 pub use output::{Output, Stream, DEFAULT_OUTPUT_LIMIT};
+pub use port::free_port;
 pub use ready::{
     HttpExecutor, OutputExecutor, PidExecutor, SimpleExecutor, TcpExecutor, UnixSocketExecutor,
 };

@@ -147,6 +147,9 @@ struct Tree {
     plan: StopPlan,
     supervisor_id: u64,
     reaped: AtomicBool,
+    /// A pidfd of the leader (Linux), opened at spawn: its pid may be recycled once something
+    /// other than us reaped it, the pidfd always names the process we spawned.
+    leader_fd: Option<std::os::fd::OwnedFd>,
 }
 
 /// A spawned, not yet reaped process tree.
@@ -181,20 +184,25 @@ impl Process {
         let uids = if me == 0 { Vec::new() } else { vec![me] };
         let spawned_at = Instant::now();
         let spawned = supervisor.spawn(cmd, Arc::clone(&monitor))?;
+        // Opened first: the leader is our unreaped child, so the pid still names it.
+        let leader_fd = sys::pidfd_open(spawned.pid);
+        let leader_start = sweep::start_time(spawned.pid).unwrap_or(0);
         let id = TreeId {
             leader: spawned.pid,
+            leader_start,
             marker_entry: format!("{MARKER_VAR}={marker}").into_bytes(),
             uids,
             forks_at_spawn,
             daemons: Vec::new(),
         };
         let tree = Arc::new(Tree {
-            leader_start: sweep::start_time(spawned.pid).unwrap_or(0),
+            leader_start,
             id: Mutex::new(id),
             monitor,
             plan,
             supervisor_id: spawned.id,
             reaped: AtomicBool::new(false),
+            leader_fd,
         });
         live::register(Arc::clone(&tree));
         Ok(Process { pid: spawned.pid, spawned_at, tree, _stdin: spawned.stdin })
@@ -219,6 +227,13 @@ impl Process {
             id.daemons.push((pid, start));
         }
         true
+    }
+
+    /// Takes in what the process has written so far (see `Supervisor::drain`).
+    pub(crate) fn drain_output(&self) {
+        if let Ok(supervisor) = supervisor::get() {
+            supervisor.drain(self.tree.supervisor_id);
+        }
     }
 
     /// Whether the leader still runs.
@@ -294,9 +309,15 @@ impl Tree {
 
     /// The leader is ours to signal by pid while it is unreaped: even as a zombie it holds its
     /// pid and process group id, so they cannot name a stranger. If something else reaped it,
-    /// only pidfd-checked signals are safe.
+    /// only pidfd-checked signals are safe. Asked through the leader's pidfd: asked by pid, a
+    /// recycled pid that now names another child of ours (another service) would answer.
     fn leader_is_ours(&self) -> bool {
-        !self.reaped.load(Ordering::Acquire) && sys::exit_status_nowait(self.leader()).is_ok()
+        !self.reaped.load(Ordering::Acquire)
+            && sys::exit_status_nowait_of(self.leader(), self.leader_fd()).is_ok()
+    }
+
+    fn leader_fd(&self) -> Option<std::os::fd::BorrowedFd<'_>> {
+        self.leader_fd.as_ref().map(std::os::fd::AsFd::as_fd)
     }
 
     fn members(&self) -> Vec<sweep::ProcInfo> {
@@ -317,7 +338,10 @@ impl Tree {
         let sig = signal as i32;
         let leader = self.leader();
         if self.leader_is_ours() {
-            let _ = sys::kill(leader as i32, sig);
+            match self.leader_fd() {
+                Some(fd) => drop(sys::pidfd_send_signal(fd, sig)),
+                None => drop(sys::kill(leader as i32, sig)),
+            }
             let _ = sys::kill(-(leader as i32), sig);
         }
         for member in self.members() {
@@ -382,8 +406,12 @@ impl Tree {
             return status;
         }
         let leader = self.leader();
-        if self.monitor.exit().is_some() {
-            let _ = sys::reap(leader);
+        // Only an exit observed with its status is ours to reap: a lost status means something
+        // else reaped the leader, and its pid may be another child of ours by now (waiting for
+        // it would block until that one exits, and take its status). Through the pidfd, a
+        // reap after the observation by someone else is answered ECHILD.
+        if matches!(self.monitor.exit(), Some(Some(_))) {
+            let _ = sys::reap_of(leader, self.leader_fd());
         }
         if let Ok(supervisor) = supervisor::get() {
             supervisor.release(self.supervisor_id);

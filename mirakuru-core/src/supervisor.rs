@@ -37,6 +37,7 @@ pub(crate) struct Spawned {
 
 enum Request {
     Spawn(Box<std::process::Command>, Arc<Monitor>, SyncSender<io::Result<Spawned>>),
+    Drain(u64, SyncSender<()>),
     Release(u64),
 }
 
@@ -86,6 +87,17 @@ impl Supervisor {
             reaper.watch(spawned.pid);
         }
         Ok(spawned)
+    }
+
+    /// Reads now what the process has written so far and is still in its pipes, so that an
+    /// `output()` that follows sees everything written before it was called — a readiness
+    /// check can succeed before the supervisor's next turn reads the service's last words.
+    /// Waits at most 100 ms, in case the loop is busy with a flood.
+    pub(crate) fn drain(&self, id: u64) {
+        let (reply, done) = mpsc::sync_channel(1);
+        if self.send(Request::Drain(id, reply)).is_ok() {
+            let _ = done.recv_timeout(std::time::Duration::from_millis(100));
+        }
     }
 
     /// Stops watching a process: its pipes are closed. Called once its tree is gone.
@@ -219,6 +231,13 @@ fn serve_round(
                 *next_id += 1;
                 let _ = reply.send(spawned);
             }
+            Request::Drain(id, reply) => {
+                if let Some(entry) = entries.iter_mut().find(|e| e.id == id) {
+                    drain(entry, Stream::Stdout, buf, 64);
+                    drain(entry, Stream::Stderr, buf, 64);
+                }
+                let _ = reply.send(());
+            }
             Request::Release(id) => entries.retain(|e| e.id != id),
         }
     }
@@ -295,7 +314,10 @@ fn drain(entry: &mut Entry, stream: Stream, buf: &mut [u8], rounds: usize) {
 fn on_exit(entry: &mut Entry, buf: &mut [u8]) {
     drain(entry, Stream::Stdout, buf, 256);
     drain(entry, Stream::Stderr, buf, 256);
-    let status = match sys::exit_status_nowait(entry.pid) {
+    // Through the pidfd: if something else reaped the leader and its pid now names another
+    // child of ours, asking by pid would see that one running and spin on this wake-up.
+    let pidfd = entry.pidfd.as_ref().map(AsFd::as_fd);
+    let status = match sys::exit_status_nowait_of(entry.pid, pidfd) {
         Ok(None) => return, // spurious wake-up
         Ok(Some(status)) => Some(status),
         // Somebody else reaped our child (a `waitpid(-1)` elsewhere in the program): the exit

@@ -217,23 +217,29 @@ mod linux {
 
     /// Whether `/proc/<pid>/environ` holds an entry matching `needle` (see [`EnvMatcher`]).
     pub(crate) fn environ_matches(pid: u32, needle: &[u8], exact: bool) -> bool {
+        environ_match(pid, needle, exact).unwrap_or(false)
+    }
+
+    /// [`environ_matches`], with `None` when there was no environment to read: the process
+    /// is gone or exiting (or was started with an empty environment).
+    pub(crate) fn environ_match(pid: u32, needle: &[u8], exact: bool) -> Option<bool> {
         let mut path = [0u8; 64];
-        let Some(fd) = open_ro(proc_path(&mut path, pid, b"environ")) else {
-            return false;
-        };
+        let fd = open_ro(proc_path(&mut path, pid, b"environ"))?;
         let mut matcher = EnvMatcher::new(needle, exact);
         let mut buf = [0u8; 4096];
+        let mut any = false;
         let found = loop {
             let n = read_some(fd, &mut buf);
             if n == 0 {
                 break matcher.finish();
             }
+            any = true;
             if matcher.feed(&buf[..n]) {
                 break true;
             }
         };
         close(fd);
-        found
+        any.then_some(found)
     }
 
     /// How many pids one listing holds; beyond, the rest is streamed without a second look.
@@ -387,6 +393,8 @@ mod linux {
 pub(crate) struct TreeId {
     /// The spawned process: session leader and process group leader.
     pub(crate) leader: u32,
+    /// Its start time (0 if unknown), to tell it from a process that was given its pid.
+    pub(crate) leader_start: u64,
     /// `MIRAKURU_OWNER=<owner pid>:<random>` as bytes.
     pub(crate) marker_entry: Vec<u8>,
     /// The users whose processes may belong to the tree: ours, and the one the service runs
@@ -402,34 +410,73 @@ pub(crate) struct TreeId {
 /// times so that a signal can be checked against pid reuse.
 #[cfg(target_os = "linux")]
 pub(crate) fn tree_members(tree: &TreeId) -> Vec<ProcInfo> {
+    // One sweep is a snapshot that can miss a process born after its listing of `/proc`: a
+    // launcher's intermediate process forks the daemon and exits, and if it is exiting by the
+    // time its environment is read, neither it nor the daemon is found. The tree then looks
+    // empty while the daemon runs, and "empty" is final for the callers (a launcher "left
+    // nothing", a stop is complete); seen under load. A process that vanished while the sweep
+    // read it may have left such a child: when nothing but the leader was found, sweep once
+    // more — the child was forked before its parent began to exit, so this listing has it,
+    // and its pid is larger than its parent's, so only those need reading. A non-empty answer
+    // needs no second look: the callers sweep again when the members found exit.
+    let (mut members, vanished) = sweep_tree(tree, 0);
+    if let Some(oldest) = vanished {
+        if members.iter().all(|p| p.pid == tree.leader) {
+            let (more, _) = sweep_tree(tree, oldest);
+            members.extend(more.into_iter().filter(|p| p.pid != tree.leader));
+        }
+    }
+    members
+}
+
+/// One sweep for [`tree_members`], reading only pids from `at_least` up when pids cannot have
+/// wrapped around; also gives the smallest pid that vanished while it was read.
+#[cfg(target_os = "linux")]
+fn sweep_tree(tree: &TreeId, at_least: u32) -> (Vec<ProcInfo>, Option<u32>) {
     let me = std::process::id();
     let mut infos = Vec::with_capacity(64);
     let mut scratch = Box::new(Scratch::new());
     // Every member was created after the leader, and — unless pids have wrapped around
     // since — has a larger pid. Skipping the older processes matters: reading one
     // /proc/<pid>/stat costs about 10 µs, and a stop reads the tree twice.
-    let min_pid = if no_wrap_since(tree.leader, tree.forks_at_spawn) { tree.leader } else { 0 };
+    let min_pid =
+        if no_wrap_since(tree.leader, tree.forks_at_spawn) { tree.leader.max(at_least) } else { 0 };
     for_each_process(&mut scratch, &tree.uids, min_pid, |info| {
         if info.pid != me {
             infos.push(info);
         }
     });
+    // Once something other than us has reaped the leader, its pid can be given to a stranger,
+    // which may lead a session or group of that number in turn. Then nothing is ours by that
+    // number: the kernel never recycles a pid still used as a session or group id, so no
+    // process of the tree can be left in the leader's session or group.
+    let recycled = tree.leader_start != 0
+        && infos.iter().any(|p| p.pid == tree.leader && p.start_time != tree.leader_start);
     let mut selected: Vec<bool> = infos
         .iter()
         .map(|p| {
-            p.pid == tree.leader
-                || p.sid == tree.leader
-                || p.pgid == tree.leader
+            (!recycled && (p.pid == tree.leader || p.sid == tree.leader || p.pgid == tree.leader))
                 || tree.daemons.iter().any(|&(pid, start)| pid == p.pid && start == p.start_time)
         })
         .collect();
+    let mut vanished: Option<u32> = None;
     for (i, p) in infos.iter().enumerate() {
-        if !selected[i] && environ_matches(p.pid, &tree.marker_entry, true) {
-            selected[i] = true;
+        if selected[i] {
+            continue;
+        }
+        match environ_match(p.pid, &tree.marker_entry, true) {
+            Some(found) => selected[i] = found,
+            // No environment: exiting (its memory is gone before it turns zombie), or a
+            // kernel thread, which has none ever (all are children of kthreadd, pid 2).
+            None if p.pid != 2 && p.ppid != 2 => {
+                vanished = Some(vanished.map_or(p.pid, |v| v.min(p.pid)));
+            }
+            None => {}
         }
     }
     close_over_descendants(&infos, &mut selected);
-    infos.into_iter().zip(selected).filter_map(|(p, sel)| sel.then_some(p)).collect()
+    let members = infos.into_iter().zip(selected).filter_map(|(p, sel)| sel.then_some(p));
+    (members.collect(), vanished)
 }
 
 /// Whether every process created since the leader was spawned has a larger pid than it.

@@ -71,36 +71,56 @@ pub(crate) fn kill(pid: i32, signal: i32) -> io::Result<bool> {
 /// process group reserved, so signals sent to them until we reap cannot reach a stranger.
 /// `Ok(None)` while the child still runs; `Err` (ECHILD) if it is not, or no longer, ours.
 pub(crate) fn exit_status_nowait(pid: u32) -> io::Result<Option<ExitStatus>> {
+    exit_status_nowait_of(pid, None)
+}
+
+/// [`exit_status_nowait`] asked through `pidfd` where there is one. If something else in the
+/// program reaped the child, its pid may already name another child of ours (a service spawned
+/// since): asked by pid, waitid(2) would answer for that one; asked through the pidfd, it
+/// answers ECHILD, for the process the pidfd was opened on.
+pub(crate) fn exit_status_nowait_of(
+    pid: u32,
+    pidfd: Option<BorrowedFd<'_>>,
+) -> io::Result<Option<ExitStatus>> {
     // SAFETY: siginfo_t is plain data; zeroed is a valid "no child changed state" value.
     let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
-    // SAFETY: waitid writes only into `info`.
-    let rc = unsafe {
-        libc::waitid(
-            libc::P_PID,
-            pid as libc::id_t,
-            &mut info,
-            libc::WEXITED | libc::WNOHANG | libc::WNOWAIT,
-        )
-    };
-    if rc != 0 {
-        return Err(io::Error::last_os_error());
-    }
+    waitid(pid, pidfd, &mut info, libc::WEXITED | libc::WNOHANG | libc::WNOWAIT)?;
     Ok(status_from_siginfo(&info))
 }
 
 /// Reaps an exited child. Only called once the exit has been observed, so it never blocks for
-/// long; EINTR is retried.
-pub(crate) fn reap(pid: u32) -> io::Result<()> {
+/// long; EINTR is retried. Through `pidfd` where there is one, so that a pid recycled after
+/// something else reaped our child is never waited for (that would block until the stranger
+/// exits, and take its status from whoever spawned it).
+pub(crate) fn reap_of(pid: u32, pidfd: Option<BorrowedFd<'_>>) -> io::Result<()> {
+    // SAFETY: siginfo_t is plain data, written by waitid.
+    let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+    waitid(pid, pidfd, &mut info, libc::WEXITED)
+}
+
+/// waitid(2) on a pidfd (Linux 5.4+), else on the pid; EINTR is retried.
+fn waitid(
+    pid: u32,
+    pidfd: Option<BorrowedFd<'_>>,
+    info: &mut libc::siginfo_t,
+    options: libc::c_int,
+) -> io::Result<()> {
+    #[cfg(target_os = "linux")]
+    let mut target = pidfd.map(|fd| (libc::P_PIDFD, fd.as_raw_fd() as libc::id_t));
+    #[cfg(not(target_os = "linux"))]
+    let mut target: Option<(libc::idtype_t, libc::id_t)> = pidfd.and(None);
     loop {
-        let mut status = 0;
-        // SAFETY: waitpid writes only into `status`.
-        let rc = unsafe { libc::waitpid(pid as libc::pid_t, &mut status, 0) };
-        if rc >= 0 {
+        let (idtype, id) = target.unwrap_or((libc::P_PID, pid as libc::id_t));
+        // SAFETY: waitid writes only into `info`.
+        if unsafe { libc::waitid(idtype, id, info, options) } == 0 {
             return Ok(());
         }
         let err = io::Error::last_os_error();
-        if err.kind() != io::ErrorKind::Interrupted {
-            return Err(err);
+        match err.raw_os_error() {
+            Some(libc::EINTR) => continue,
+            // Linux 5.3 has pidfds but not P_PIDFD: ask by pid, as before.
+            Some(libc::EINVAL) if target.is_some() => target = None,
+            _ => return Err(err),
         }
     }
 }

@@ -5,11 +5,8 @@
 //! service), `mirakuru-test-owner` (a program that owns services, for tests that kill it) and
 //! `mirakuru-bench`.
 
-use std::collections::HashSet;
-use std::net::TcpListener;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 /// The path of a binary of this package, next to the running test or benchmark.
@@ -29,19 +26,10 @@ pub fn service() -> String {
     bin_path("mirakuru-test-service").display().to_string()
 }
 
-/// A TCP port that was free a moment ago and that no other test of this binary got.
+/// A TCP port that was free a moment ago and that no other test of this binary got (see
+/// [`mirakuru::free_port`]: bound without listening, so nothing can connect to it meanwhile).
 pub fn free_port() -> u16 {
-    static GIVEN: Mutex<Option<HashSet<u16>>> = Mutex::new(None);
-    loop {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("binding an ephemeral port")
-            .port();
-        let mut given = GIVEN.lock().unwrap_or_else(|p| p.into_inner());
-        if given.get_or_insert_with(HashSet::new).insert(port) {
-            return port;
-        }
-    }
+    mirakuru::free_port().expect("a free TCP port on 127.0.0.1")
 }
 
 /// A private (0700) temporary directory with a short path (unix socket paths are limited to

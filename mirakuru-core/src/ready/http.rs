@@ -244,7 +244,9 @@ impl Http {
                         std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
                     ) =>
                 {
-                    return Err(format!("no complete response within {timeout:?}"))
+                    // Whole milliseconds: the attempt's limit is cut to the time left.
+                    let ms = timeout.as_millis();
+                    return Err(format!("no complete response within {ms} ms"));
                 }
                 Err(e) => return Err(format!("reading the response failed: {e}")),
             };

@@ -14,8 +14,11 @@ use crate::{ready, svc, tag_env};
 // and trees::the_reaper_spares_processes_of_other_owners.
 // §2.15 "no cleanup when Python is killed by a signal": trees::pdeathsig_kills_* and
 // trees::the_reaper_kills_daemons_when_their_owner_is_killed.
-// §2.16.5 "stale pid file reported as AlreadyRunning":
-// invalid::stale_pid_files_are_reported_as_stale_not_as_already_running.
+// §2.16.5 "stale pid file reported as AlreadyRunning": invalid::pid_file_naming_a_dead_pid,
+// invalid::pid_file_with_garbage and invalid::empty_pid_file.
+// §2.16.4 "https URLs silently checked with plain HTTP on port 80": invalid::https_url.
+// §2.15 "`timeout=None` raised a TypeError after spawning, leaking the process":
+// invalid::zero_timeout (invalid arguments are refused before spawning).
 // §2.16.4 "query string dropped": readiness::http_sends_method_query_params_headers_and_payload.
 // §2.16.4 "AF_INET only": readiness::tcp_readiness_works_over_ipv6.
 // §2.16.7 "stopped() without restart on exception":
@@ -90,15 +93,6 @@ fn http_status_pattern_must_match_the_whole_code() {
     assert!(err.to_string().contains("HTTP 204"), "{err}");
 }
 
-/// §2.16.4: https URLs were silently checked with plain HTTP on port 80.
-#[test]
-fn https_urls_are_refused_with_an_explanation() {
-    let mut ex = HttpExecutor::new(svc(&[]), "https://127.0.0.1/");
-    let err = ex.start().expect_err("https");
-    assert!(matches!(err, Error::InvalidArgument { .. }));
-    assert!(err.to_string().contains("plain HTTP"), "{err}");
-}
-
 /// §2.16.8: `kill()` waited without bound, so a catchable kill signal hung it forever.
 #[test]
 fn kill_is_bounded_even_with_an_ignored_kill_signal() {
@@ -118,19 +112,6 @@ fn a_non_posix_exit_on_stop_can_be_expected() {
     let mut ex = ready(&["--exit-on", "TERM:1"]).expected_returncode(1);
     ex.start().expect("start");
     ex.stop().expect("1 is declared clean");
-}
-
-/// §2.15: `timeout=None` raised a TypeError *after* spawning, leaking the process. Invalid
-/// arguments are refused before spawning here.
-#[test]
-fn an_invalid_timeout_is_refused_before_spawning() {
-    let dir = mirakuru_test::temp_dir();
-    let count = dir.path().join("spawned");
-    let mut ex = SimpleExecutor::new(svc(&["--count-file", &count.display().to_string()]))
-        .timeout(Duration::ZERO);
-    assert!(matches!(ex.start(), Err(Error::InvalidArgument { .. })));
-    std::thread::sleep(Duration::from_millis(20));
-    assert!(!count.exists());
 }
 
 /// §2.14: TimeoutExpired said only "timed out after N seconds". Here it carries what was

@@ -8,30 +8,6 @@ use mirakuru_test::{free_port, is_alive, wait_gone, Tag};
 use crate::{ready, svc, tag_env};
 
 #[test]
-fn starting_twice_is_refused_without_a_second_process() {
-    let mut ex = SimpleExecutor::new(svc(&[]));
-    ex.start().expect("start");
-    let pid = ex.pid();
-    let err = ex.start().expect_err("second start");
-    assert!(matches!(err, Error::AlreadyRunning { .. }), "{err}");
-    assert!(err.to_string().contains("stop()"), "says what to do: {err}");
-    assert_eq!(ex.pid(), pid);
-    ex.stop().expect("stop");
-}
-
-#[test]
-fn stop_and_kill_are_no_ops_when_not_running() {
-    let mut ex = SimpleExecutor::new(svc(&[]));
-    ex.stop().expect("stop before start");
-    ex.kill().expect("kill before start");
-    ex.start().expect("start");
-    ex.kill().expect("kill");
-    ex.kill().expect("kill twice");
-    ex.stop().expect("stop after kill");
-    assert!(!ex.running());
-}
-
-#[test]
 fn an_executor_can_be_started_again_after_stop() {
     let mut ex = SimpleExecutor::new(svc(&[]));
     ex.start().expect("start");

@@ -6,12 +6,16 @@
 mod defects;
 mod executors;
 mod fixtures;
+mod floods;
 mod invalid;
 mod lifecycle;
+mod orphans;
 mod output;
 mod readiness;
 mod readiness_plus;
+mod security;
 mod services;
+mod stress;
 mod trees;
 
 use mirakuru_test::{service, Tag};

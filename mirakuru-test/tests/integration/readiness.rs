@@ -304,26 +304,6 @@ fn http_request_timeout_bounds_each_attempt_against_a_hanging_endpoint() {
 }
 
 #[test]
-fn http_endpoints_that_misbehave_give_clear_timeouts() {
-    for (mode, says) in [
-        ("--reset", "reset"),
-        ("--garbage", "not HTTP"),
-        ("--partial-headers", "no complete response"),
-    ] {
-        let port = free_port();
-        let mut ex = HttpExecutor::new(
-            svc(&["--tcp", &port.to_string(), mode]),
-            format!("http://127.0.0.1:{port}/"),
-        )
-        .request_timeout(Duration::from_millis(100))
-        .timeout(Duration::from_millis(500));
-        let err = ex.start().expect_err(mode);
-        assert!(matches!(err, Error::TimeoutExpired { .. }), "{mode}: {err}");
-        assert!(err.to_string().contains(says), "{mode}: {err}");
-    }
-}
-
-#[test]
 fn pid_file_written_by_a_daemon_is_followed_and_the_daemon_stopped() {
     let tag = Tag::new();
     let (k, v) = tag_env(&tag);
