@@ -6,7 +6,7 @@
 //! carry it, the command is the helper with `--count-file`, which appends its pid to a file the
 //! moment it runs, and the file must not exist afterwards. Services that misbehave (an HTTP
 //! endpoint that resets, answers garbage, never finishes) are spawned; they must time out with
-//! the reason and leave nothing behind. The catalogue is listed in `docs/reliability.md`.
+//! the reason and leave nothing behind. The catalogue is listed in the README (Reliability and security).
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
