@@ -16,6 +16,7 @@ use crate::output::{Output, DEFAULT_OUTPUT_LIMIT};
 use crate::process::{Monitor, Process, StopPlan};
 use crate::ready::{Captures, Check, Context, Setup, Status};
 use crate::signal::Signal;
+use crate::stopped::Stopped;
 use crate::sys;
 
 /// How many lines of output an error message carries.
@@ -61,7 +62,7 @@ pub struct Executor<C: Check = Box<dyn Check>> {
     inner: Arc<Mutex<Inner<C>>>,
 }
 
-struct Inner<C: Check> {
+pub(crate) struct Inner<C: Check> {
     config: Config,
     check: C,
     /// The running tree, from spawn to teardown.
@@ -377,7 +378,7 @@ impl<C: Check> Executor<C> {
 
     /// How the spawned process exited, if it did and has not been stopped yet.
     pub fn exit_status(&self) -> Option<ExitStatus> {
-        self.lock().process.as_ref().and_then(|p| p.monitor().exit().flatten())
+        self.lock().process.as_ref().and_then(|p| p.exit_now().flatten())
     }
 
     /// What the process wrote — everything written before this call, within the captured part
@@ -483,7 +484,7 @@ impl<C: Check> Executor<C> {
 }
 
 impl<C: Check> Inner<C> {
-    fn start(&mut self) -> Result<(), Error> {
+    pub(crate) fn start(&mut self) -> Result<(), Error> {
         let command = self.config.command.to_string();
         if self.process.is_some() {
             return Err(Error::AlreadyRunning {
@@ -698,7 +699,7 @@ impl<C: Check> Inner<C> {
                 });
             }
             let until = cx.wake_at.map_or(deadline, |t| t.min(deadline));
-            // SAFETY-free: the fds registered by the check stay open while it is borrowed here.
+            // The fds the check registered stay open while it is borrowed here (see unsafe_borrow).
             let fds: Vec<BorrowedFd<'_>> = std::iter::once(monitor.wake_fd())
                 .chain(cx.wake_fds.iter().map(|&fd| unsafe_borrow(fd)))
                 .chain(survivors.fds())
@@ -849,123 +850,6 @@ impl<C: Check> fmt::Debug for Executor<C> {
             .finish()
     }
 }
-
-/// The service is stopped while this guard lives; dropping it starts it again and waits until
-/// it is ready (see [`Executor::stopped`]).
-#[must_use = "the service is restarted when this guard is dropped"]
-pub struct Stopped<C: Check> {
-    inner: Option<Arc<Mutex<Inner<C>>>>,
-}
-
-impl<C: Check> Stopped<C> {
-    /// Starts the service again now and reports the error, instead of when dropped.
-    ///
-    /// # Errors
-    ///
-    /// The errors of [`Executor::start`].
-    pub fn restart(mut self) -> Result<(), Error> {
-        match self.inner.take() {
-            Some(inner) => inner.lock().unwrap_or_else(|p| p.into_inner()).start(),
-            None => Ok(()),
-        }
-    }
-}
-
-impl<C: Check> Drop for Stopped<C> {
-    /// Restarts the service. A failed restart panics (this guard lives in tests, where a panic
-    /// is how failure is reported), unless the thread is already panicking: then the error is
-    /// printed and the original panic goes on.
-    fn drop(&mut self) {
-        let Some(inner) = self.inner.take() else { return };
-        let result = inner.lock().unwrap_or_else(|p| p.into_inner()).start();
-        if let Err(err) = result {
-            if std::thread::panicking() {
-                eprintln!("mirakuru: could not restart the service after a stopped scope: {err}");
-            } else {
-                panic!("could not restart the service after a stopped scope: {err}");
-            }
-        }
-    }
-}
-
-impl<C: Check> fmt::Debug for Stopped<C> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Stopped").field("restarts", &self.inner.is_some()).finish()
-    }
-}
-
-/// Declares a named executor: a thin wrapper over `Executor<$check>` that returns itself from
-/// every setter and derefs to the `Executor` for everything else.
-macro_rules! named_executor {
-    ($(#[$meta:meta])* $name:ident($check:ty)) => {
-        $(#[$meta])*
-        pub struct $name(pub(crate) $crate::Executor<$check>);
-
-        impl $name {
-            /// See [`Executor::timeout`](crate::Executor::timeout).
-            pub fn timeout(self, timeout: std::time::Duration) -> Self { Self(self.0.timeout(timeout)) }
-            /// See [`Executor::stop_timeout`](crate::Executor::stop_timeout).
-            pub fn stop_timeout(self, timeout: std::time::Duration) -> Self { Self(self.0.stop_timeout(timeout)) }
-            /// See [`Executor::shell`](crate::Executor::shell).
-            pub fn shell(self, shell: bool) -> Self { Self(self.0.shell(shell)) }
-            /// See [`Executor::cwd`](crate::Executor::cwd).
-            pub fn cwd(self, dir: impl Into<std::path::PathBuf>) -> Self { Self(self.0.cwd(dir)) }
-            /// See [`Executor::env`](crate::Executor::env).
-            pub fn env(self, key: impl Into<std::ffi::OsString>, value: impl Into<std::ffi::OsString>) -> Self {
-                Self(self.0.env(key, value))
-            }
-            /// See [`Executor::envs`](crate::Executor::envs).
-            pub fn envs<K: Into<std::ffi::OsString>, V: Into<std::ffi::OsString>>(
-                self,
-                vars: impl IntoIterator<Item = (K, V)>,
-            ) -> Self {
-                Self(self.0.envs(vars))
-            }
-            /// See [`Executor::env_remove`](crate::Executor::env_remove).
-            pub fn env_remove(self, key: impl Into<std::ffi::OsString>) -> Self { Self(self.0.env_remove(key)) }
-            /// See [`Executor::env_clear`](crate::Executor::env_clear).
-            pub fn env_clear(self) -> Self { Self(self.0.env_clear()) }
-            /// See [`Executor::stop_signal`](crate::Executor::stop_signal).
-            pub fn stop_signal(self, signal: $crate::Signal) -> Self { Self(self.0.stop_signal(signal)) }
-            /// See [`Executor::kill_signal`](crate::Executor::kill_signal).
-            pub fn kill_signal(self, signal: $crate::Signal) -> Self { Self(self.0.kill_signal(signal)) }
-            /// See [`Executor::expected_returncode`](crate::Executor::expected_returncode).
-            pub fn expected_returncode(self, code: i32) -> Self { Self(self.0.expected_returncode(code)) }
-            /// See [`Executor::user`](crate::Executor::user).
-            pub fn user(self, user: impl Into<String>) -> Self { Self(self.0.user(user)) }
-            /// See [`Executor::stdin`](crate::Executor::stdin).
-            pub fn stdin(self, stdin: $crate::Stdin) -> Self { Self(self.0.stdin(stdin)) }
-            /// See [`Executor::stdout`](crate::Executor::stdout).
-            pub fn stdout(self, to: $crate::Redirect) -> Self { Self(self.0.stdout(to)) }
-            /// See [`Executor::stderr`](crate::Executor::stderr).
-            pub fn stderr(self, to: $crate::Redirect) -> Self { Self(self.0.stderr(to)) }
-            /// See [`Executor::output_limit`](crate::Executor::output_limit).
-            pub fn output_limit(self, bytes: usize) -> Self { Self(self.0.output_limit(bytes)) }
-            /// The generic executor this one wraps.
-            pub fn into_inner(self) -> $crate::Executor<$check> { self.0 }
-        }
-
-        impl std::ops::Deref for $name {
-            type Target = $crate::Executor<$check>;
-            fn deref(&self) -> &Self::Target { &self.0 }
-        }
-
-        impl std::ops::DerefMut for $name {
-            fn deref_mut(&mut self) -> &mut Self::Target { &mut self.0 }
-        }
-
-        impl std::fmt::Debug for $name {
-            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                std::fmt::Debug::fmt(&self.0, f)
-            }
-        }
-
-        impl From<$name> for $crate::Executor<$check> {
-            fn from(named: $name) -> Self { named.0 }
-        }
-    };
-}
-pub(crate) use named_executor;
 
 #[cfg(test)]
 mod tests {

@@ -43,6 +43,7 @@ mod error;
 mod executor;
 mod exit;
 pub mod fixture;
+mod named;
 mod output;
 mod port;
 mod process;
@@ -50,13 +51,14 @@ pub mod ready;
 mod reaper;
 mod shared;
 mod signal;
+mod stopped;
 mod supervisor;
 mod sweep;
 mod sys;
 
 pub use command::{Command, Redirect, Stdin};
 pub use error::Error;
-pub use executor::{Executor, Stopped};
+pub use executor::Executor;
 pub use fixture::Fixture;
 pub use output::{Output, Stream, DEFAULT_OUTPUT_LIMIT};
 pub use port::free_port;
@@ -65,3 +67,4 @@ pub use ready::{
 };
 pub use shared::{SharedFixture, SharedGuard, SharedStopped};
 pub use signal::Signal;
+pub use stopped::Stopped;

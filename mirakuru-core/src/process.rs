@@ -76,7 +76,7 @@ impl Monitor {
     }
 
     /// Something changed: wake the executor's readiness wait and any thread waiting for exit.
-    pub(crate) fn notify(&self, _stream_closed: bool) {
+    pub(crate) fn notify(&self) {
         self.wake.wake();
         self.changed.notify_all();
     }
@@ -87,7 +87,7 @@ impl Monitor {
             state.exited = true;
             state.status = status;
         }
-        self.notify(true);
+        self.notify();
     }
 
     pub(crate) fn exit(&self) -> Option<Option<ExitStatus>> {
@@ -236,9 +236,21 @@ impl Process {
         }
     }
 
+    /// How the leader exited, if it has — asked of the kernel when the supervisor has not
+    /// recorded the exit yet, so that a caller who saw the process die is never told it runs.
+    pub(crate) fn exit_now(&self) -> Option<Option<ExitStatus>> {
+        if let Some(exit) = self.tree.monitor.exit() {
+            return Some(exit);
+        }
+        match sys::exit_status_nowait_of(self.pid, self.tree.leader_fd()) {
+            Ok(Some(status)) => Some(Some(status)),
+            _ => None,
+        }
+    }
+
     /// Whether the leader still runs.
     pub(crate) fn leader_running(&self) -> bool {
-        self.tree.monitor.exit().is_none()
+        self.exit_now().is_none()
     }
 
     /// Whether any process of the tree still runs.

@@ -304,7 +304,7 @@ fn drain(entry: &mut Entry, stream: Stream, buf: &mut [u8], rounds: usize) {
         entry.monitor.lock().capture(stream).close();
     }
     if changed || closed {
-        entry.monitor.notify(closed);
+        entry.monitor.notify();
     }
 }
 

@@ -204,3 +204,55 @@ pub fn unprivileged_user_for(dir: &std::path::Path) -> Option<&'static str> {
     assert!(status.success(), "chown {user} {}", dir.display());
     Some(user)
 }
+
+/// `redis-cli TARGET... COMMAND...` (`TARGET`: `["-p", "6379"]` or `["-s", "/path.sock"]`): its
+/// answer, or why there was none.
+pub fn redis_cli(target: &[&str], command: &[&str]) -> Result<String, String> {
+    let out = std::process::Command::new("redis-cli")
+        .args(target)
+        .args(command)
+        .output()
+        .map_err(|e| e.to_string())?;
+    let text = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    if out.status.success() && !text.starts_with("Could not connect") {
+        Ok(text)
+    } else {
+        Err(format!("{text} {}", String::from_utf8_lossy(&out.stderr).trim()))
+    }
+}
+
+/// A fresh PostgreSQL cluster in `dir/data`, made by `initdb` as the user PostgreSQL will run
+/// as (as root: `postgres`, see [`unprivileged_user_for`]), with trust authentication for the
+/// role `postgres`. Returns that user and the data directory; `None` when PostgreSQL is
+/// missing (see [`postgres_bin`]).
+pub fn initdb(dir: &std::path::Path) -> Option<(Option<&'static str>, PathBuf)> {
+    let initdb = postgres_bin("initdb")?;
+    let user = unprivileged_user_for(dir);
+    let data = dir.join("data");
+    let mut cmd = std::process::Command::new(initdb);
+    cmd.arg("-D").arg(&data).args(["-U", "postgres", "--auth=trust", "--no-sync", "-E", "UTF8"]);
+    if let Some(user) = user {
+        let id = |flag: &str| -> u32 {
+            let out = std::process::Command::new("id").args([flag, user]).output().expect("id");
+            String::from_utf8_lossy(&out.stdout).trim().parse().expect("a numeric id")
+        };
+        use std::os::unix::process::CommandExt;
+        cmd.uid(id("-u")).gid(id("-g"));
+    }
+    let out = cmd.output().expect("initdb runs");
+    assert!(out.status.success(), "initdb: {}", String::from_utf8_lossy(&out.stderr));
+    Some((user, data))
+}
+
+/// `psql -c SQL` as role `postgres` on 127.0.0.1:`port`: the answer, unaligned, or the error.
+pub fn psql(port: u16, sql: &str) -> Result<String, String> {
+    let psql = postgres_bin("psql").ok_or("no psql")?;
+    let port = port.to_string();
+    let args = ["-h", "127.0.0.1", "-p", &port, "-U", "postgres", "-d", "postgres", "-tAc", sql];
+    let out = std::process::Command::new(psql).args(args).output().map_err(|e| e.to_string())?;
+    if out.status.success() {
+        Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).trim().to_string())
+    }
+}

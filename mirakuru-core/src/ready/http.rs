@@ -13,7 +13,8 @@ use super::tcp::Tcp;
 use super::{Backoff, Check, Context, Setup, Status};
 use crate::command::Command;
 use crate::error::Error;
-use crate::executor::{named_executor, Executor};
+use crate::executor::Executor;
+use crate::named::named_executor;
 
 /// The default status pattern: any 2xx, as in Python mirakuru.
 const DEFAULT_STATUS: &str = r"^2\d\d$";

@@ -3,7 +3,8 @@
 
 use super::{Check, Context, Status};
 use crate::command::Command;
-use crate::executor::{named_executor, Executor};
+use crate::executor::Executor;
+use crate::named::named_executor;
 
 /// Ready as soon as the program has been executed.
 #[derive(Debug, Clone, Copy, Default)]

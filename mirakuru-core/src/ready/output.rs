@@ -5,7 +5,8 @@ use regex::bytes::{Regex, RegexBuilder};
 
 use super::{Captures, Check, Context, Setup, Status};
 use crate::command::Command;
-use crate::executor::{named_executor, Executor};
+use crate::executor::Executor;
+use crate::named::named_executor;
 use crate::output::Stream;
 
 /// Ready when a line of the captured stdout or stderr contains a match of a regex. `^` and `$`

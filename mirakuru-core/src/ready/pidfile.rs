@@ -11,7 +11,8 @@ use super::watch::DirWatch;
 use super::{Backoff, Captures, Check, Context, Setup, Status};
 use crate::command::Command;
 use crate::error::Error;
-use crate::executor::{named_executor, Executor};
+use crate::executor::Executor;
+use crate::named::named_executor;
 
 /// Ready when a pid file exists and names a running process (or is empty: some services only
 /// `touch` it) — and, with [`matches`](PidFile::matches), when its content, or its

@@ -11,7 +11,8 @@ use super::listeners::{self, TreeCache};
 use super::{Backoff, Check, Context, Setup, Status};
 use crate::command::Command;
 use crate::error::Error;
-use crate::executor::{named_executor, Executor};
+use crate::executor::Executor;
+use crate::named::named_executor;
 
 /// How long one connect attempt may take. Loopback answers in microseconds; the limit only
 /// matters for a host that drops packets.

@@ -8,7 +8,8 @@ use super::watch::DirWatch;
 use super::{Backoff, Check, Context, Setup, Status};
 use crate::command::Command;
 use crate::error::Error;
-use crate::executor::{named_executor, Executor};
+use crate::executor::Executor;
+use crate::named::named_executor;
 
 /// The longest socket path the OS accepts: `sun_path` is 108 bytes on Linux and 104 on macOS
 /// and the BSDs, including the terminating NUL (unix(7)).

@@ -9,14 +9,13 @@ use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use mirakuru::fixture::{Fixtures, Port, Spec};
 use mirakuru::ready::{self, Status};
 use mirakuru::{Error, Executor, Fixture, OutputExecutor, Signal, TcpExecutor};
 use mirakuru_test::{
-    free_port, postgres_bin, require, service, temp_dir, unprivileged_user_for, wait_gone, Tag,
+    free_port, initdb, postgres_bin, psql, redis_cli, require, service, temp_dir, wait_gone, Tag,
 };
 
 use crate::{ready as ready_helper, svc, tag_env};
@@ -948,7 +947,7 @@ fn attribute_any(svc: &Fixture) {
     timeout = "20s"
 )]
 fn attribute_redis_body(redis: &Fixture) {
-    assert_eq!(redis_cli(redis.port(), &["PING"]).as_deref(), Ok("PONG"));
+    assert_eq!(redis_cli(&["-p", &redis.port().to_string()], &["PING"]).as_deref(), Ok("PONG"));
 }
 
 #[test]
@@ -962,20 +961,6 @@ fn attribute_real_redis() {
 // ---------------------------------------------------------------------------------------------
 // Real servers: Redis and PostgreSQL
 // ---------------------------------------------------------------------------------------------
-
-fn redis_cli(port: u16, command: &[&str]) -> Result<String, String> {
-    let out = Command::new("redis-cli")
-        .args(["-p", &port.to_string()])
-        .args(command)
-        .output()
-        .map_err(|e| e.to_string())?;
-    let text = String::from_utf8_lossy(&out.stdout).trim().to_string();
-    if out.status.success() && !text.starts_with("Could not connect") {
-        Ok(text)
-    } else {
-        Err(format!("{text} {}", String::from_utf8_lossy(&out.stderr).trim()))
-    }
-}
 
 fn redis_cmd(port: u16, dir: &Path, extra: &str) -> String {
     format!(
@@ -1000,12 +985,12 @@ fn redis_supervised_systemd_notifies_ready() {
     redis.start().expect("redis sends READY=1");
     let status = redis.read_check(|n| n.status().map(str::to_string)).unwrap_or_default();
     assert!(status.contains("Ready to accept connections"), "{status:?}");
-    assert_eq!(redis_cli(port, &["PING"]).as_deref(), Ok("PONG"));
+    assert_eq!(redis_cli(&["-p", &port.to_string()], &["PING"]).as_deref(), Ok("PONG"));
     mirakuru::stopped!(redis, {
-        assert!(redis_cli(port, &["PING"]).is_err());
+        assert!(redis_cli(&["-p", &port.to_string()], &["PING"]).is_err());
     });
     assert_eq!(
-        redis_cli(port, &["PING"]).as_deref(),
+        redis_cli(&["-p", &port.to_string()], &["PING"]).as_deref(),
         Ok("PONG"),
         "notified again after the restart"
     );
@@ -1053,8 +1038,9 @@ fn redis_loading_a_dataset_accepts_connections_before_it_answers_pong() {
         .env(k, v.clone())
         .timeout(Duration::from_secs(20));
     maker.start().expect("redis");
-    redis_cli(port, &["DEBUG", "POPULATE", "1500000", "key", "64"]).expect("populate");
-    redis_cli(port, &["SAVE"]).expect("save");
+    redis_cli(&["-p", &port.to_string()], &["DEBUG", "POPULATE", "1500000", "key", "64"])
+        .expect("populate");
+    redis_cli(&["-p", &port.to_string()], &["SAVE"]).expect("save");
     maker.stop().expect("stop");
     assert!(dir.path().join("dump.rdb").exists());
 
@@ -1065,7 +1051,7 @@ fn redis_loading_a_dataset_accepts_connections_before_it_answers_pong() {
     .env(k, v)
     .timeout(Duration::from_secs(60));
     redis.start().expect("loaded");
-    assert_eq!(redis_cli(port, &["DBSIZE"]).as_deref(), Ok("1500000"));
+    assert_eq!(redis_cli(&["-p", &port.to_string()], &["DBSIZE"]).as_deref(), Ok("1500000"));
     let times = redis.readiness_times();
     let (tcp, ping) = (times[1].1, times[2].1);
     assert!(
@@ -1074,50 +1060,6 @@ fn redis_loading_a_dataset_accepts_connections_before_it_answers_pong() {
     );
     redis.stop().expect("stop");
     tag.assert_none_left();
-}
-
-/// A fresh PostgreSQL cluster in `dir/data`, made by initdb as the user PostgreSQL runs as.
-fn initdb(dir: &Path) -> Option<(Option<&'static str>, PathBuf)> {
-    let initdb = postgres_bin("initdb")?;
-    let user = unprivileged_user_for(dir);
-    let data = dir.join("data");
-    let mut cmd = Command::new(initdb);
-    cmd.args(["-D"]).arg(&data).args(["-U", "postgres", "--auth=trust", "--no-sync", "-E", "UTF8"]);
-    if let Some(user) = user {
-        let id = |flag: &str| -> u32 {
-            let out = Command::new("id").args([flag, user]).output().expect("id");
-            String::from_utf8_lossy(&out.stdout).trim().parse().expect("numeric id")
-        };
-        use std::os::unix::process::CommandExt;
-        cmd.uid(id("-u")).gid(id("-g"));
-    }
-    let out = cmd.output().expect("initdb runs");
-    assert!(out.status.success(), "initdb: {}", String::from_utf8_lossy(&out.stderr));
-    Some((user, data))
-}
-
-fn psql(port: u16, sql: &str) -> Result<String, String> {
-    let psql = postgres_bin("psql").ok_or("no psql")?;
-    let out = Command::new(psql)
-        .args([
-            "-h",
-            "127.0.0.1",
-            "-p",
-            &port.to_string(),
-            "-U",
-            "postgres",
-            "-d",
-            "postgres",
-            "-tAc",
-            sql,
-        ])
-        .output()
-        .map_err(|e| e.to_string())?;
-    if out.status.success() {
-        Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
-    } else {
-        Err(String::from_utf8_lossy(&out.stderr).trim().to_string())
-    }
 }
 
 #[test]

@@ -5,26 +5,14 @@
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::path::Path;
-use std::process::Command;
 use std::time::Duration;
 
 use mirakuru::{
     Executor, HttpExecutor, OutputExecutor, PidExecutor, Signal, TcpExecutor, UnixSocketExecutor,
 };
-use mirakuru_test::{free_port, postgres_bin, require, temp_dir, unprivileged_user_for, Tag};
+use mirakuru_test::{free_port, initdb, postgres_bin, psql, redis_cli, require, temp_dir, Tag};
 
 use crate::tag_env;
-
-fn redis_cli(target: &[&str], command: &[&str]) -> Result<String, String> {
-    let out =
-        Command::new("redis-cli").args(target).args(command).output().map_err(|e| e.to_string())?;
-    let text = String::from_utf8_lossy(&out.stdout).trim().to_string();
-    if out.status.success() && !text.starts_with("Could not connect") {
-        Ok(text)
-    } else {
-        Err(format!("{text} {}", String::from_utf8_lossy(&out.stderr).trim()))
-    }
-}
 
 fn assert_gone(dir: &Path) {
     assert!(!dir.exists(), "{} was left behind", dir.display());
@@ -98,50 +86,6 @@ fn redis_by_banner_and_by_unix_socket() {
     assert_eq!(redis_cli(&["-s", &socket_arg], &["PING"]).expect("ping"), "PONG");
     by_socket.stop().expect("stop");
     tag.assert_none_left();
-}
-
-/// A fresh PostgreSQL cluster in `dir`, made by initdb as the user PostgreSQL will run as.
-fn initdb(dir: &Path) -> Option<(Option<&'static str>, std::path::PathBuf)> {
-    let initdb = postgres_bin("initdb")?;
-    let user = unprivileged_user_for(dir);
-    let data = dir.join("data");
-    let mut cmd = Command::new(initdb);
-    cmd.args(["-D"]).arg(&data).args(["-U", "postgres", "--auth=trust", "--no-sync", "-E", "UTF8"]);
-    if let Some(user) = user {
-        let id = |flag: &str| -> u32 {
-            let out = Command::new("id").args([flag, user]).output().expect("id");
-            String::from_utf8_lossy(&out.stdout).trim().parse().expect("numeric id")
-        };
-        use std::os::unix::process::CommandExt;
-        cmd.uid(id("-u")).gid(id("-g"));
-    }
-    let out = cmd.output().expect("initdb runs");
-    assert!(out.status.success(), "initdb: {}", String::from_utf8_lossy(&out.stderr));
-    Some((user, data))
-}
-
-fn psql(port: u16, sql: &str) -> Result<String, String> {
-    let psql = postgres_bin("psql").ok_or("no psql")?;
-    let out = Command::new(psql)
-        .args([
-            "-h",
-            "127.0.0.1",
-            "-p",
-            &port.to_string(),
-            "-U",
-            "postgres",
-            "-d",
-            "postgres",
-            "-tAc",
-            sql,
-        ])
-        .output()
-        .map_err(|e| e.to_string())?;
-    if out.status.success() {
-        Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
-    } else {
-        Err(String::from_utf8_lossy(&out.stderr).trim().to_string())
-    }
 }
 
 #[test]
