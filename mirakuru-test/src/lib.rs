@@ -244,6 +244,21 @@ pub fn initdb(dir: &std::path::Path) -> Option<(Option<&'static str>, PathBuf)> 
     Some((user, data))
 }
 
+/// `postgres -D DATA -p PORT -k SOCKET_DIR`, listening on 127.0.0.1 only, without fsync (a
+/// test's cluster need not survive a power cut).
+pub fn postgres_command(
+    postgres: &std::path::Path,
+    data: &std::path::Path,
+    port: u16,
+    socket_dir: &std::path::Path,
+) -> Vec<String> {
+    let path = |p: &std::path::Path| p.display().to_string();
+    let mut cmd = vec![path(postgres), "-D".into(), path(data), "-p".into(), port.to_string()];
+    cmd.extend(["-k".into(), path(socket_dir), "-c".into(), "listen_addresses=127.0.0.1".into()]);
+    cmd.extend(["-c".into(), "fsync=off".into()]);
+    cmd
+}
+
 /// `psql -c SQL` as role `postgres` on 127.0.0.1:`port`: the answer, unaligned, or the error.
 pub fn psql(port: u16, sql: &str) -> Result<String, String> {
     let psql = postgres_bin("psql").ok_or("no psql")?;

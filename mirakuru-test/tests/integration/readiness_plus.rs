@@ -15,7 +15,8 @@ use mirakuru::fixture::{Fixtures, Port, Spec};
 use mirakuru::ready::{self, Status};
 use mirakuru::{Error, Executor, Fixture, OutputExecutor, Signal, TcpExecutor};
 use mirakuru_test::{
-    free_port, initdb, postgres_bin, psql, redis_cli, require, service, temp_dir, wait_gone, Tag,
+    free_port, initdb, postgres_bin, postgres_command, psql, redis_cli, require, service, temp_dir,
+    wait_gone, Tag,
 };
 
 use crate::{ready as ready_helper, svc, tag_env};
@@ -1074,19 +1075,7 @@ fn postgres_notifies_and_passes_every_probe() {
     let tag = Tag::new();
     let (k, v) = tag_env(&tag);
     let port = free_port();
-    let cmd = vec![
-        postgres.display().to_string(),
-        "-D".into(),
-        data.display().to_string(),
-        "-p".into(),
-        port.to_string(),
-        "-k".into(),
-        dir.path().display().to_string(),
-        "-c".into(),
-        "listen_addresses=127.0.0.1".into(),
-        "-c".into(),
-        "fsync=off".into(),
-    ];
+    let cmd = postgres_command(&postgres, &data, port, dir.path());
     let check = ready::all()
         .with(ready::notify())
         .with(ready::postgres("127.0.0.1", port))

@@ -10,7 +10,9 @@ use std::time::Duration;
 use mirakuru::{
     Executor, HttpExecutor, OutputExecutor, PidExecutor, Signal, TcpExecutor, UnixSocketExecutor,
 };
-use mirakuru_test::{free_port, initdb, postgres_bin, psql, redis_cli, require, temp_dir, Tag};
+use mirakuru_test::{
+    free_port, initdb, postgres_bin, postgres_command, psql, redis_cli, require, temp_dir, Tag,
+};
 
 use crate::tag_env;
 
@@ -98,19 +100,7 @@ fn postgres_started_directly_used_with_psql() {
     let tag = Tag::new();
     let (k, v) = tag_env(&tag);
     let port = free_port();
-    let cmd = vec![
-        postgres.display().to_string(),
-        "-D".into(),
-        data.display().to_string(),
-        "-p".into(),
-        port.to_string(),
-        "-k".into(),
-        dir.path().display().to_string(),
-        "-c".into(),
-        "listen_addresses=127.0.0.1".into(),
-        "-c".into(),
-        "fsync=off".into(),
-    ];
+    let cmd = postgres_command(&postgres, &data, port, dir.path());
     // SIGINT is PostgreSQL's "fast shutdown"; SIGTERM would wait for clients to leave.
     let mut pg = TcpExecutor::new(cmd, "127.0.0.1", port)
         .stop_signal(Signal::SIGINT)
