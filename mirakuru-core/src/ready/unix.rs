@@ -1,7 +1,6 @@
 //! Ready when a unix stream socket accepts connections. The socket file's appearance is seen
 //! through inotify; since listen(2) makes no event, a connect follows on a short schedule.
 
-use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 use super::watch::DirWatch;
@@ -48,48 +47,15 @@ impl UnixSocket {
     }
 }
 
-/// Connects without blocking: a listener whose backlog is full answers EAGAIN, which still
-/// proves it listens, where a blocking connect would hang (Python mirakuru's does).
+/// Whether the socket at `path` listens. A listener whose backlog is full answers EAGAIN,
+/// which still proves it listens.
 pub(crate) fn probe(path: &Path) -> std::io::Result<()> {
-    let bytes = path.as_os_str().as_bytes();
-    // SAFETY: sockaddr_un is plain data; zeroed is a valid empty address.
-    let mut addr: libc::sockaddr_un = unsafe { std::mem::zeroed() };
-    if bytes.len() >= addr.sun_path.len() {
-        return Err(std::io::Error::from_raw_os_error(libc::ENAMETOOLONG));
-    }
-    addr.sun_family = libc::AF_UNIX as libc::sa_family_t;
-    for (dst, &src) in addr.sun_path.iter_mut().zip(bytes) {
-        *dst = src as libc::c_char;
-    }
-    #[cfg(target_os = "linux")]
-    let kind = libc::SOCK_STREAM | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC;
-    #[cfg(not(target_os = "linux"))]
-    let kind = libc::SOCK_STREAM;
-    // SAFETY: plain socket(2) call.
-    let fd = unsafe { libc::socket(libc::AF_UNIX, kind, 0) };
-    if fd < 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    // SAFETY: `fd` is a fresh socket we own.
-    let fd = unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) };
-    #[cfg(not(target_os = "linux"))]
-    crate::sys::set_nonblocking(std::os::fd::AsFd::as_fd(&fd))?;
-    let len = std::mem::size_of::<libc::sockaddr_un>() as libc::socklen_t;
-    // SAFETY: `addr` is a valid sockaddr_un of `len` bytes.
-    let rc = unsafe {
-        libc::connect(
-            std::os::fd::AsRawFd::as_raw_fd(&fd),
-            (&addr as *const libc::sockaddr_un).cast(),
-            len,
-        )
-    };
-    if rc == 0 {
-        return Ok(());
-    }
-    let err = std::io::Error::last_os_error();
-    match err.raw_os_error() {
-        Some(libc::EAGAIN) | Some(libc::EINPROGRESS) => Ok(()),
-        _ => Err(err),
+    match crate::sys::connect_unix_nonblocking(path) {
+        Ok(_) => Ok(()),
+        Err(e) if matches!(e.raw_os_error(), Some(libc::EAGAIN) | Some(libc::EINPROGRESS)) => {
+            Ok(())
+        }
+        Err(e) => Err(e),
     }
 }
 
