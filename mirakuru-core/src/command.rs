@@ -4,10 +4,11 @@
 
 use std::ffi::{OsStr, OsString};
 use std::fmt;
-use std::os::unix::ffi::OsStrExt;
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Path, PathBuf};
 
 use crate::error::Error;
+use crate::platform;
 
 /// The command an executor runs: one string, split as a POSIX shell would split it (without
 /// running a shell, unless [`shell`](crate::Executor::shell) is set), or a list of arguments.
@@ -46,7 +47,9 @@ pub(crate) struct Prepared {
 
 #[derive(Clone, PartialEq, Eq)]
 enum Program {
-    Line(String),
+    /// A command line: split into arguments as a POSIX shell would, or given to `sh -c`.
+    /// Text, except after placeholders filled in with a path that is not (see `substitute`).
+    Line(OsString),
     Args(Vec<OsString>),
 }
 
@@ -103,27 +106,23 @@ impl Command {
             hint: hint.to_string(),
         };
         let argv: Vec<OsString> = match (&self.program, self.shell) {
-            (Program::Line(line), true) => vec!["sh".into(), "-c".into(), line.into()],
+            (Program::Line(line), true) => vec!["sh".into(), "-c".into(), line.clone()],
             (Program::Args(args), true) => {
-                let joined = shell_words::join(args.iter().map(|a| a.to_string_lossy()));
-                vec!["sh".into(), "-c".into(), joined.into()]
+                let joined: Vec<u8> =
+                    args.iter().map(|a| shell_quote(a.as_bytes())).collect::<Vec<_>>().join(&b' ');
+                vec!["sh".into(), "-c".into(), OsString::from_vec(joined)]
             }
-            (Program::Line(line), false) => shell_words::split(line)
-                .map_err(|e| {
-                    invalid(
-                        format!("the command line cannot be split into arguments ({e})"),
-                        "close the quote, escape it with a backslash, or pass the arguments as a list",
-                    )
-                })?
-                .into_iter()
-                .map(OsString::from)
-                .collect(),
+            (Program::Line(line), false) => split(line).map_err(|e| {
+                invalid(
+                    format!("the command line cannot be split into arguments ({e})"),
+                    "close the quote, escape it with a backslash, or pass the arguments as a list",
+                )
+            })?,
             (Program::Args(args), false) => args.clone(),
         };
-        let is_blank =
-            argv.first().is_none_or(|p| p.as_bytes().iter().all(u8::is_ascii_whitespace));
-        if is_blank
-            || (self.shell && matches!(&self.program, Program::Line(l) if l.trim().is_empty()))
+        let blank = |s: &OsStr| s.as_bytes().iter().all(u8::is_ascii_whitespace);
+        if argv.first().is_none_or(|p| blank(p))
+            || (self.shell && matches!(&self.program, Program::Line(l) if blank(l)))
         {
             return Err(invalid("the command is empty".into(), "give the program to run"));
         }
@@ -205,26 +204,16 @@ impl Command {
             Some((u, g)) => u.parse::<u32>().ok().zip(g.parse::<u32>().ok()),
             None => None,
         };
-        let (uid, gid) = match ids {
+        let (uid, gid) = match ids.or_else(|| lookup_user(user)) {
             Some(ids) => ids,
             None => {
-                let found = match user.parse::<u32>() {
-                    Ok(uid) => nix::unistd::User::from_uid(uid.into()),
-                    Err(_) => nix::unistd::User::from_name(user),
-                };
-                match found {
-                    Ok(Some(u)) => (u.uid.as_raw(), u.gid.as_raw()),
-                    _ => {
-                        return Err(invalid(
-                            format!("the user {user:?} does not exist"),
-                            "create it (useradd) or give an existing user name, uid or uid:gid",
-                        ))
-                    }
-                }
+                return Err(invalid(
+                    format!("the user {user:?} does not exist"),
+                    "create it (useradd) or give an existing user name, uid or uid:gid",
+                ))
             }
         };
-        // SAFETY: geteuid cannot fail.
-        let me = unsafe { libc::geteuid() };
+        let me = platform::geteuid();
         if me != 0 && uid != me {
             return Err(invalid(
                 format!("cannot run as user {user:?}: only root can switch users, and this runs as uid {me}"),
@@ -308,10 +297,116 @@ impl Command {
     }
 }
 
+/// `(uid, gid)` of a user name, or of a uid — which need not have a passwd entry (a
+/// container's arbitrary uid): its group is then the number itself, never ours.
+pub(crate) fn lookup_user(user: &str) -> Option<(u32, u32)> {
+    match user.parse::<u32>() {
+        Ok(uid) => Some(match nix::unistd::User::from_uid(uid.into()) {
+            Ok(Some(u)) => (u.uid.as_raw(), u.gid.as_raw()),
+            _ => (uid, uid),
+        }),
+        Err(_) => match nix::unistd::User::from_name(user) {
+            Ok(Some(u)) => Some((u.uid.as_raw(), u.gid.as_raw())),
+            _ => None,
+        },
+    }
+}
+
+/// Splits a command line as a POSIX shell would, without running one.
+fn split(line: &OsStr) -> Result<Vec<OsString>, String> {
+    let line = line.to_str().ok_or("it is not valid UTF-8")?;
+    let args = shell_words::split(line).map_err(|e| e.to_string())?;
+    Ok(args.into_iter().map(OsString::from).collect())
+}
+
+/// `bytes` as one word for `sh`: single-quoted unless it is made of safe characters only.
+/// Works for any bytes, UTF-8 or not (a `'` is written `'\''`).
+pub(crate) fn shell_quote(bytes: &[u8]) -> Vec<u8> {
+    let safe = |b: &u8| b.is_ascii_alphanumeric() || b"@%+=:,./-_".contains(b);
+    if !bytes.is_empty() && bytes.iter().all(safe) {
+        return bytes.to_vec();
+    }
+    let mut out = Vec::with_capacity(bytes.len() + 2);
+    out.push(b'\'');
+    for &b in bytes {
+        if b == b'\'' {
+            out.extend_from_slice(b"'\\''");
+        } else {
+            out.push(b);
+        }
+    }
+    out.push(b'\'');
+    out
+}
+
+/// Replaces every `{name}` of `vars` in `text` by its value; `quote` quotes values for `sh`.
+fn replace_vars(text: &[u8], vars: &[(&str, &OsStr)], quote: bool) -> Vec<u8> {
+    let mut out = Vec::with_capacity(text.len());
+    let mut rest = text;
+    'scan: while !rest.is_empty() {
+        if rest[0] == b'{' {
+            for (name, value) in vars {
+                let key = format!("{{{name}}}");
+                if rest.starts_with(key.as_bytes()) {
+                    let value = value.as_bytes();
+                    out.extend(if quote { shell_quote(value) } else { value.to_vec() });
+                    rest = &rest[key.len()..];
+                    continue 'scan;
+                }
+            }
+        }
+        out.push(rest[0]);
+        rest = &rest[1..];
+    }
+    out
+}
+
+/// `text` with every `{name}` of `vars` replaced by its value, byte for byte.
+pub(crate) fn fill_vars(text: &OsStr, vars: &[(&str, &OsStr)]) -> OsString {
+    OsString::from_vec(replace_vars(text.as_bytes(), vars, false))
+}
+
+impl Command {
+    /// The command with every `{name}` of `vars` replaced by its value, byte for byte (a path
+    /// that is not UTF-8 stays as it is): in the arguments, environment values, working
+    /// directory and output files. A command line is split into arguments first, so a value
+    /// needs no quoting — except in a line run by `sh -c`, where each value is quoted, so that
+    /// a space, `$` or `;` in a path is taken as part of it.
+    pub(crate) fn substitute(&self, vars: &[(&str, &OsStr)]) -> Command {
+        let fill = |text: &OsStr| fill_vars(text, vars);
+        let mut out = self.clone();
+        out.program = match &self.program {
+            Program::Line(line) if self.shell => {
+                Program::Line(OsString::from_vec(replace_vars(line.as_bytes(), vars, true)))
+            }
+            Program::Line(line) => match split(line) {
+                Ok(args) => Program::Args(args.iter().map(|a| fill(a)).collect()),
+                // Kept as written, for start() to report the quoting error.
+                Err(_) => Program::Line(fill(line)),
+            },
+            Program::Args(args) => Program::Args(args.iter().map(|a| fill(a)).collect()),
+        };
+        for (_, value) in &mut out.env {
+            if let Some(v) = value {
+                *v = fill(v);
+            }
+        }
+        if let Some(cwd) = &mut out.cwd {
+            *cwd = PathBuf::from(fill(cwd.as_os_str()));
+        }
+        for redirect in [&mut out.stdout, &mut out.stderr] {
+            if let Redirect::File(path) = redirect {
+                *path = PathBuf::from(fill(path.as_os_str()));
+            }
+        }
+        out
+    }
+}
+
 impl fmt::Display for Command {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.program {
-            Program::Line(line) => f.write_str(line),
+            Program::Line(line) => f.write_str(&line.to_string_lossy()),
             Program::Args(args) => {
                 f.write_str(&shell_words::join(args.iter().map(|a| a.to_string_lossy())))
             }
@@ -333,19 +428,19 @@ impl fmt::Debug for Command {
 
 impl From<&str> for Command {
     fn from(line: &str) -> Command {
-        Command::new(Program::Line(line.to_string()))
+        Command::new(Program::Line(line.into()))
     }
 }
 
 impl From<String> for Command {
     fn from(line: String) -> Command {
-        Command::new(Program::Line(line))
+        Command::new(Program::Line(line.into()))
     }
 }
 
 impl From<&String> for Command {
     fn from(line: &String) -> Command {
-        Command::new(Program::Line(line.clone()))
+        Command::new(Program::Line(line.into()))
     }
 }
 
@@ -387,6 +482,26 @@ mod tests {
     #[test]
     fn lists_are_shown_quoted() {
         assert_eq!(Command::from(["sleep", "300", "a b"]).to_string(), "sleep 300 'a b'");
+    }
+
+    #[test]
+    fn placeholders_are_filled_in_byte_for_byte_and_quoted_for_the_shell() {
+        use std::os::unix::ffi::OsStrExt;
+        let odd = OsStr::from_bytes(b"/tmp/a b;$x\xff");
+        let vars = [("tmpdir", odd), ("port", OsStr::new("5432"))];
+        let cmd = Command::from("postgres -D {tmpdir}/data -p {port}").substitute(&vars);
+        let argv = cmd.argv().expect("valid");
+        assert_eq!(argv[2].as_bytes(), b"/tmp/a b;$x\xff/data");
+        assert_eq!(argv[4], "5432");
+        let mut line = Command::from("ls {tmpdir} && echo {port}");
+        line.shell = true;
+        let argv = line.substitute(&vars).argv().expect("valid");
+        assert_eq!(argv[2].as_bytes(), b"ls '/tmp/a b;$x\xff' && echo 5432");
+        assert_eq!(
+            shell_quote(b"it's"),
+            b"'it'\\''s'".to_vec(),
+            "a quote inside is closed, escaped and reopened"
+        );
     }
 
     #[test]

@@ -121,6 +121,9 @@ pub enum Error {
         pid: u32,
         /// How it ended, when known (it is for the spawned process, not for a daemon).
         status: Option<ExitStatus>,
+        /// Whether mirakuru spawned it and its status was taken by something else in the test
+        /// binary that reaped it.
+        status_taken: bool,
         /// How long after it became ready its death was noticed.
         after: Duration,
         /// The last lines the process wrote.
@@ -193,17 +196,7 @@ impl fmt::Display for Error {
                 write!(f, "cannot start `{command}`: {problem}; {hint}")
             }
             Error::Spawn { command, source } => {
-                // The program was found and is executable (checked before): what fails now is
-                // the exec itself — a missing interpreter or library, the wrong architecture.
-                let hint = match source.raw_os_error() {
-                    Some(libc::ENOENT) => "its interpreter (#! line) or dynamic loader is missing",
-                    Some(libc::ENOEXEC) => "it is not a program for this system",
-                    Some(libc::EACCES) | Some(libc::EPERM) => {
-                        "it may not be run (permissions, a noexec mount, or the user it runs as)"
-                    }
-                    _ => "check that the program runs by hand",
-                };
-                write!(f, "cannot start `{command}`: {source}; {hint}")
+                write!(f, "cannot start `{command}`: {source}; {}", spawn_hint(source))
             }
             Error::AlreadyRunning { command, reason } => write!(
                 f,
@@ -217,18 +210,7 @@ impl fmt::Display for Error {
                  delete it, or point the executor at another pid file",
                 path.display()
             ),
-            Error::TimeoutExpired { command, waited_for, timeout, last_attempt, output } => {
-                write!(f, "`{command}` was not ready after {timeout:?}: waited for {waited_for}")?;
-                if let Some(last) = last_attempt {
-                    write!(f, " (last attempt: {last})")?;
-                }
-                write!(
-                    f,
-                    "; the process was killed. If the service is only slow, raise the startup \
-                     timeout with `.timeout(...)`"
-                )?;
-                with_output(f, output)
-            }
+            Error::TimeoutExpired { .. } => self.fmt_timeout(f),
             Error::ProcessExitedWithError { command, status, waited_for, after, output } => {
                 if status.success() {
                     write!(
@@ -237,11 +219,11 @@ impl fmt::Display for Error {
                          (waited for {waited_for}), and left no process that could become ready"
                     )?;
                 } else {
+                    let status = describe_status(status);
                     write!(
                         f,
-                        "`{command}` exited before it was ready ({}, after {after:?}; waited for \
-                         {waited_for})",
-                        describe_status(status)
+                        "`{command}` exited before it was ready ({status}, after {after:?}; \
+                         waited for {waited_for})"
                     )?;
                 }
                 with_output(f, output)
@@ -256,29 +238,75 @@ impl fmt::Display for Error {
                 with_output(f, output)
             }
             Error::CheckFailed { command, check, reason, output } => {
-                write!(f, "`{command}` can never become ready: {check} failed: {reason}; the process was killed")?;
-                with_output(f, output)
-            }
-            Error::ServiceDied { command, pid, status, after, output } => {
-                let how = match status {
-                    Some(status) => describe_status(status),
-                    None => format!(
-                        "process {pid} is gone; its exit status is unknown, as it was not \
-                         started by the test directly"
-                    ),
-                };
                 write!(
                     f,
-                    "`{command}` died during the test ({how}), noticed {after:?} after it was \
-                     ready; mirakuru did not stop it: it crashed or something else killed it. \
-                     Its last lines may say why"
+                    "`{command}` can never become ready: {check} failed: {reason}; the process \
+                     was killed"
                 )?;
                 with_output(f, output)
             }
+            Error::ServiceDied { .. } => self.fmt_died(f),
             Error::Io { command, action, source } => {
                 write!(f, "error while {action} `{command}`: {source}")
             }
         }
+    }
+}
+
+/// Why an exec failed, when the program was found and is executable (checked before): a
+/// missing interpreter or library, the wrong architecture.
+fn spawn_hint(source: &io::Error) -> &'static str {
+    use rustix::io::Errno;
+    match source.raw_os_error().map(Errno::from_raw_os_error) {
+        Some(Errno::NOENT) => "its interpreter (#! line) or dynamic loader is missing",
+        Some(Errno::NOEXEC) => "it is not a program for this system",
+        Some(Errno::ACCESS | Errno::PERM) => {
+            "it may not be run (permissions, a noexec mount, or the user it runs as)"
+        }
+        _ => "check that the program runs by hand",
+    }
+}
+
+impl Error {
+    fn fmt_timeout(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let Error::TimeoutExpired { command, waited_for, timeout, last_attempt, output } = self
+        else {
+            return Ok(());
+        };
+        write!(f, "`{command}` was not ready after {timeout:?}: waited for {waited_for}")?;
+        if let Some(last) = last_attempt {
+            write!(f, " (last attempt: {last})")?;
+        }
+        write!(
+            f,
+            "; the process was killed. If the service is only slow, raise the startup timeout \
+             with `.timeout(...)`"
+        )?;
+        with_output(f, output)
+    }
+
+    fn fmt_died(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let Error::ServiceDied { command, pid, status, status_taken, after, output } = self else {
+            return Ok(());
+        };
+        let how = match status {
+            Some(status) => describe_status(status),
+            None if *status_taken => format!(
+                "process {pid} is gone; its exit status is unknown: something else in the test \
+                 binary reaped it (a `wait()`, or SIGCHLD set to be ignored)"
+            ),
+            None => format!(
+                "process {pid} is gone; its exit status is unknown, as mirakuru did not spawn \
+                 it itself (the service named it, or a launcher left it)"
+            ),
+        };
+        write!(
+            f,
+            "`{command}` died during the test ({how}), noticed {after:?} after it was ready; \
+             mirakuru did not stop it: it crashed or something else killed it. Its last lines \
+             may say why"
+        )?;
+        with_output(f, output)
     }
 }
 
@@ -289,9 +317,9 @@ pub(crate) fn describe_status(status: &ExitStatus) -> String {
         return format!("exit code {code}");
     }
     match status.signal() {
-        Some(sig) => match nix::sys::signal::Signal::try_from(sig) {
-            Ok(name) => format!("killed by signal {sig} ({name})"),
-            Err(_) => format!("killed by signal {sig}"),
+        Some(sig) => match crate::Signal::from_raw(sig) {
+            Some(name) => format!("killed by signal {sig} ({name})"),
+            None => format!("killed by signal {sig}"),
         },
         None => status.to_string(),
     }

@@ -15,7 +15,7 @@ use std::ops::Deref;
 use std::sync::{OnceLock, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use crate::fixture::{Fixture, Spec};
-use crate::ready::Check;
+use crate::process::at_exit;
 use crate::{Error, Stopped};
 
 /// A fixture shared by the tests of a binary. Write it as a static with the attribute, or by
@@ -74,7 +74,7 @@ impl SharedFixture {
             let fixture = spec.start().map_err(|err| {
                 format!("shared mirakuru fixture `{name}` could not start: {err}")
             })?;
-            crate::exit::at_exit(move || self.shut_down());
+            at_exit(move || self.shut_down());
             Ok(fixture)
         });
         let fixture = started.as_ref().map_err(Clone::clone)?;
@@ -164,7 +164,7 @@ impl fmt::Debug for SharedGuard {
 #[must_use = "the service is restarted when this guard is dropped"]
 pub struct SharedStopped<'g> {
     guard: &'g SharedGuard,
-    restart: Option<Stopped<Box<dyn Check>>>,
+    restart: Option<Stopped>,
     write: Option<RwLockWriteGuard<'static, ()>>,
 }
 

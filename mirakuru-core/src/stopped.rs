@@ -1,43 +1,46 @@
 //! The stopped scope: a service taken down for a while and started again afterwards, ready —
 //! also when the code in between panics (Python mirakuru's `stopped()` did not restart on an
-//! exception, and raised when the service was not running; reference §2.16.7).
+//! exception, and raised when the service was not running; mirakuru #1119).
 
 use std::fmt;
-use std::sync::{Arc, Mutex};
 
 use crate::error::Error;
-use crate::executor::Inner;
-use crate::ready::Check;
+
+type Restart = Box<dyn FnOnce() -> Result<(), Error> + Send>;
 
 /// The service is stopped while this guard lives; dropping it starts it again and waits until
 /// it is ready (see [`Executor::stopped`](crate::Executor::stopped)).
 #[must_use = "the service is restarted when this guard is dropped"]
-pub struct Stopped<C: Check> {
-    pub(crate) inner: Option<Arc<Mutex<Inner<C>>>>,
+pub struct Stopped {
+    restart: Option<Restart>,
 }
 
-impl<C: Check> Stopped<C> {
+impl Stopped {
+    /// A guard that calls `restart` when dropped; `None`: there is nothing to restart.
+    pub(crate) fn new(restart: Option<Restart>) -> Stopped {
+        Stopped { restart }
+    }
+
     /// Starts the service again now and reports the error, instead of when dropped.
     ///
     /// # Errors
     ///
     /// The errors of [`Executor::start`](crate::Executor::start).
     pub fn restart(mut self) -> Result<(), Error> {
-        match self.inner.take() {
-            Some(inner) => inner.lock().unwrap_or_else(|p| p.into_inner()).start(),
+        match self.restart.take() {
+            Some(restart) => restart(),
             None => Ok(()),
         }
     }
 }
 
-impl<C: Check> Drop for Stopped<C> {
+impl Drop for Stopped {
     /// Restarts the service. A failed restart panics (this guard lives in tests, where a panic
     /// is how failure is reported), unless the thread is already panicking: then the error is
     /// printed and the original panic goes on.
     fn drop(&mut self) {
-        let Some(inner) = self.inner.take() else { return };
-        let result = inner.lock().unwrap_or_else(|p| p.into_inner()).start();
-        if let Err(err) = result {
+        let Some(restart) = self.restart.take() else { return };
+        if let Err(err) = restart() {
             if std::thread::panicking() {
                 eprintln!("mirakuru: could not restart the service after a stopped scope: {err}");
             } else {
@@ -47,8 +50,8 @@ impl<C: Check> Drop for Stopped<C> {
     }
 }
 
-impl<C: Check> fmt::Debug for Stopped<C> {
+impl fmt::Debug for Stopped {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Stopped").field("restarts", &self.inner.is_some()).finish()
+        f.debug_struct("Stopped").field("restarts", &self.restart.is_some()).finish()
     }
 }

@@ -6,14 +6,15 @@
 
 use std::io;
 use std::os::fd::{AsFd, OwnedFd};
-use std::os::unix::process::CommandExt;
-use std::process::{Child, Stdio};
+use std::process::{Child, ExitStatus};
 use std::time::{Duration, Instant};
 
 use regex::bytes::Regex;
 
 use super::{Check, Context, Setup, Status};
-use crate::command::Command;
+use crate::command::{Command, Prepared};
+use crate::platform;
+use crate::signal::Signal;
 
 /// How long one run of the probe may take by default. `pg_isready` gives up after 3 s on a
 /// host that does not answer; on loopback the answer takes milliseconds.
@@ -55,7 +56,7 @@ const MAX_OUTPUT: usize = 64 * 1024;
 #[derive(Debug)]
 pub struct Exec {
     command: Command,
-    argv: Vec<std::ffi::OsString>,
+    prepared: Option<Prepared>,
     code: Option<i32>,
     pattern: Option<String>,
     regex: Option<Regex>,
@@ -86,7 +87,7 @@ struct Run {
 pub fn exec(command: impl Into<Command>) -> Exec {
     Exec {
         command: command.into(),
-        argv: Vec::new(),
+        prepared: None,
         code: Some(0),
         pattern: None,
         regex: None,
@@ -154,44 +155,19 @@ impl Exec {
     }
 
     fn spawn(&self, limit: Duration) -> io::Result<Run> {
-        let mut cmd = std::process::Command::new(&self.argv[0]);
-        cmd.args(&self.argv[1..])
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        for (key, value) in &self.command.env {
-            match value {
-                Some(value) => cmd.env(key, value),
-                None => cmd.env_remove(key),
-            };
-        }
-        if let Some(cwd) = &self.command.cwd {
-            cmd.current_dir(cwd);
-        }
-        // SAFETY: only async-signal-safe calls between fork and exec.
-        unsafe {
-            cmd.pre_exec(|| {
-                // A session of its own, so a timed-out probe is killed with what it forked.
-                if libc::setsid() < 0 {
-                    return Err(io::Error::last_os_error());
-                }
-                // The probe dies with the thread waiting for it: with the test.
-                #[cfg(target_os = "linux")]
-                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) < 0 {
-                    return Err(io::Error::last_os_error());
-                }
-                Ok(())
-            });
-        }
+        let prepared = self.prepared.as_ref().ok_or(io::ErrorKind::InvalidInput)?;
+        // Spawned like a service: a session of its own, so a timed-out probe is killed with
+        // what it forked, and a marker, so the reaper finds it if the test binary dies.
+        let mut cmd = crate::process::probe_command(&self.command, prepared)?;
         let mut child = cmd.spawn()?;
         let take = |fd: Option<OwnedFd>| -> Option<OwnedFd> {
             let fd = fd?;
-            crate::sys::set_nonblocking(fd.as_fd()).ok()?;
+            platform::set_nonblocking(fd.as_fd()).ok()?;
             Some(fd)
         };
         let stdout = take(child.stdout.take().map(OwnedFd::from));
         let stderr = take(child.stderr.take().map(OwnedFd::from));
-        let pidfd = crate::sys::pidfd_open(child.id());
+        let pidfd = platform::pidfd_open(child.id());
         Ok(Run {
             child,
             pidfd,
@@ -209,8 +185,7 @@ impl Exec {
     /// handed out in rotation: the group id cannot name a stranger's group this soon.
     fn stop_run(&mut self) {
         if let Some(mut run) = self.run.take() {
-            let pgid = run.child.id() as i32;
-            let _ = crate::sys::kill(-pgid, libc::SIGKILL);
+            let _ = platform::kill_group(run.child.id(), Signal::SIGKILL);
             let _ = run.child.kill();
             let _ = run.child.wait();
         }
@@ -243,6 +218,80 @@ impl Exec {
         }
         what
     }
+    /// Reads the current run's output and sees whether it ended; schedules the next run or
+    /// the next look.
+    fn follow_run(&mut self, cx: &mut Context<'_>) -> Status {
+        let Some(run) = self.run.as_mut() else { return Status::NotYet };
+        drain(&mut run.stdout, &mut run.output);
+        drain(&mut run.stderr, &mut run.output);
+        let exited = match run.child.try_wait() {
+            Ok(status) => status,
+            Err(e) => {
+                self.stop_run();
+                return self.again(cx, format!("waiting for the probe: {e}"));
+            }
+        };
+        if exited.is_some() && run.exited_at.is_none() {
+            run.exited_at = Some(Instant::now());
+        }
+        // Done once it has exited and its pipes are closed — or shortly after its exit, when
+        // something it forked keeps them open: the output written before the exit is read.
+        let pipes_done = run.stdout.is_none() && run.stderr.is_none();
+        let grace_over = run.exited_at.is_some_and(|t| t.elapsed() >= EXIT_GRACE);
+        let over_time = run.started.elapsed() >= run.limit;
+        match exited {
+            Some(status) if pipes_done || grace_over || over_time => {
+                let output = std::mem::take(&mut run.output);
+                self.stop_run();
+                self.judge(cx, status, &output)
+            }
+            Some(_) => {
+                for fd in [&run.stdout, &run.stderr].into_iter().flatten() {
+                    cx.poll_when_readable(fd);
+                }
+                cx.poll_again_in(EXIT_GRACE);
+                Status::NotYet
+            }
+            None if over_time => {
+                let limit = run.limit;
+                let output = std::mem::take(&mut run.output);
+                self.stop_run();
+                let why = format!(
+                    "attempt {} did not finish within {limit:?} and was killed ({})",
+                    self.attempts,
+                    last_line(&output)
+                );
+                self.again(cx, why)
+            }
+            None => {
+                for fd in [&run.stdout, &run.stderr, &run.pidfd].into_iter().flatten() {
+                    cx.poll_when_readable(fd);
+                }
+                let left = run.limit.saturating_sub(run.started.elapsed());
+                // Without a pidfd the exit makes no event: look again soon.
+                let tick =
+                    if run.pidfd.is_some() { left } else { left.min(Duration::from_millis(2)) };
+                cx.poll_again_in(tick.max(Duration::from_micros(100)));
+                Status::NotYet
+            }
+        }
+    }
+
+    /// A run ended: ready if its exit code and output are what is asked.
+    fn judge(&mut self, cx: &mut Context<'_>, status: ExitStatus, output: &[u8]) -> Status {
+        let code_ok = self.code.is_none_or(|c| status.code() == Some(c));
+        let output_ok = self.regex.as_ref().is_none_or(|r| r.is_match(output));
+        if code_ok && output_ok {
+            return Status::Ready;
+        }
+        let why = format!(
+            "attempt {} ended with {} ({})",
+            self.attempts,
+            crate::error::describe_status(&status),
+            last_line(output)
+        );
+        self.again(cx, why)
+    }
 }
 
 /// Reads what is available from a probe's pipe; `false` once it is closed.
@@ -250,7 +299,7 @@ fn drain(fd: &mut Option<OwnedFd>, output: &mut Vec<u8>) {
     let Some(pipe) = fd else { return };
     let mut buf = [0u8; 4096];
     loop {
-        match crate::sys::read_nonblocking(pipe.as_fd(), &mut buf) {
+        match platform::read_nonblocking(pipe.as_fd(), &mut buf) {
             Ok(Some(0)) | Err(_) => {
                 *fd = None;
                 return;
@@ -289,7 +338,7 @@ impl Check for Exec {
             }
             other => other.to_string(),
         })?;
-        self.argv = prepared.argv;
+        self.prepared = Some(prepared);
         self.regex = match &self.pattern {
             Some(p) => Some(
                 super::Banner::compile(p)
@@ -333,70 +382,7 @@ impl Check for Exec {
                 }
             }
         }
-        let Some(run) = self.run.as_mut() else { return Status::NotYet };
-        drain(&mut run.stdout, &mut run.output);
-        drain(&mut run.stderr, &mut run.output);
-        let exited = match run.child.try_wait() {
-            Ok(status) => status,
-            Err(e) => {
-                self.stop_run();
-                return self.again(cx, format!("waiting for the probe: {e}"));
-            }
-        };
-        if exited.is_some() && run.exited_at.is_none() {
-            run.exited_at = Some(Instant::now());
-        }
-        // Done once it has exited and its pipes are closed — or shortly after its exit, when
-        // something it forked keeps them open: the output written before the exit is read.
-        let pipes_done = run.stdout.is_none() && run.stderr.is_none();
-        let grace_over = run.exited_at.is_some_and(|t| t.elapsed() >= EXIT_GRACE);
-        match exited {
-            Some(status) if pipes_done || grace_over || run.started.elapsed() >= run.limit => {
-                let output = std::mem::take(&mut run.output);
-                self.stop_run();
-                let code_ok = self.code.is_none_or(|c| status.code() == Some(c));
-                let output_ok = self.regex.as_ref().is_none_or(|r| r.is_match(&output));
-                if code_ok && output_ok {
-                    return Status::Ready;
-                }
-                let why = format!(
-                    "attempt {} ended with {} ({})",
-                    self.attempts,
-                    crate::error::describe_status(&status),
-                    last_line(&output)
-                );
-                self.again(cx, why)
-            }
-            Some(_) => {
-                for fd in [&run.stdout, &run.stderr].into_iter().flatten() {
-                    cx.poll_when_readable(fd);
-                }
-                cx.poll_again_in(EXIT_GRACE);
-                Status::NotYet
-            }
-            _ if run.started.elapsed() >= run.limit => {
-                let limit = run.limit;
-                let output = std::mem::take(&mut run.output);
-                self.stop_run();
-                let why = format!(
-                    "attempt {} did not finish within {limit:?} and was killed ({})",
-                    self.attempts,
-                    last_line(&output)
-                );
-                self.again(cx, why)
-            }
-            _ => {
-                for fd in [&run.stdout, &run.stderr, &run.pidfd].into_iter().flatten() {
-                    cx.poll_when_readable(fd);
-                }
-                let left = run.limit.saturating_sub(run.started.elapsed());
-                // Without a pidfd the exit makes no event: look again soon.
-                let tick =
-                    if run.pidfd.is_some() { left } else { left.min(Duration::from_millis(2)) };
-                cx.poll_again_in(tick.max(Duration::from_micros(100)));
-                Status::NotYet
-            }
-        }
+        self.follow_run(cx)
     }
 
     fn last_attempt(&self) -> Option<String> {

@@ -9,8 +9,8 @@ use std::path::{Path, PathBuf};
 
 use regex::bytes::Regex;
 
-use super::watch::DirWatch;
 use super::{Backoff, Banner, Captures, Check, Context, Setup, Status};
+use crate::platform::DirWatch;
 
 /// A content condition: a regex over the whole file, or over one of its lines.
 #[derive(Debug, Clone, Default)]

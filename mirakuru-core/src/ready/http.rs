@@ -11,10 +11,7 @@ use regex::Regex;
 
 use super::tcp::Tcp;
 use super::{Backoff, Check, Context, Setup, Status};
-use crate::command::Command;
 use crate::error::Error;
-use crate::executor::Executor;
-use crate::named::named_executor;
 
 /// The default status pattern: any 2xx, as in Python mirakuru.
 const DEFAULT_STATUS: &str = r"^2\d\d$";
@@ -179,7 +176,7 @@ impl Http {
         self
     }
 
-    /// The status that counts as ready (see [`HttpExecutor::status`]).
+    /// The status that counts as ready (see [`HttpExecutor::status`](crate::HttpExecutor::status)).
     pub fn with_status(mut self, status: impl Into<StatusPattern>) -> Http {
         self.status = status.into();
         self
@@ -189,6 +186,46 @@ impl Http {
     pub fn with_header(mut self, name: impl Into<String>, value: impl Into<String>) -> Http {
         self.headers.push((name.into(), value.into()));
         self
+    }
+
+    /// A form body (`application/x-www-form-urlencoded`), as Python mirakuru's `payload`.
+    pub fn with_payload<K: Into<String>, V: Into<String>>(
+        mut self,
+        fields: impl IntoIterator<Item = (K, V)>,
+    ) -> Http {
+        self.set_payload(fields.into_iter().map(|(k, v)| (k.into(), v.into())).collect());
+        self
+    }
+
+    /// How long one request may take before it counts as a failed attempt. Default: 5 s.
+    pub fn with_request_timeout(mut self, timeout: Duration) -> Http {
+        self.request_timeout = timeout;
+        self
+    }
+
+    pub(crate) fn set_method(&mut self, method: String) {
+        self.method = method;
+    }
+
+    pub(crate) fn set_status(&mut self, status: StatusPattern) {
+        self.status = status;
+    }
+
+    pub(crate) fn add_header(&mut self, name: String, value: String) {
+        self.headers.push((name, value));
+    }
+
+    pub(crate) fn set_payload(&mut self, fields: Vec<(String, String)>) {
+        self.payload = Some(fields);
+    }
+
+    pub(crate) fn set_request_timeout(&mut self, timeout: Duration) {
+        self.request_timeout = timeout;
+    }
+
+    /// The host of the URL, if it is valid.
+    pub(crate) fn url_host(&self) -> Option<String> {
+        Url::parse(&self.url).ok().map(|u| u.host)
     }
 
     fn build_request(&self, url: &Url) -> Vec<u8> {
@@ -390,89 +427,6 @@ impl Check for Http {
 
     fn port(&self) -> Option<u16> {
         Url::parse(&self.url).ok().map(|u| u.port)
-    }
-}
-
-named_executor! {
-    /// Ready when an HTTP request gets an expected status (Python mirakuru's `HTTPExecutor`):
-    /// `HEAD` and any 2xx by default.
-    ///
-    /// ```no_run
-    /// # fn main() -> Result<(), mirakuru::Error> {
-    /// use mirakuru::HttpExecutor;
-    ///
-    /// # let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    /// let mut web = HttpExecutor::new(format!("python3 -m http.server {port} --bind 127.0.0.1"), format!("http://127.0.0.1:{port}/"))
-    ///     .method("GET")
-    ///     .status(200);
-    /// web.start()?;
-    /// web.stop()?;
-    /// # Ok(()) }
-    /// ```
-    HttpExecutor(Http)
-}
-
-impl HttpExecutor {
-    /// Runs `command` and waits until `url` answers with a 2xx status.
-    pub fn new(command: impl Into<Command>, url: impl Into<String>) -> HttpExecutor {
-        HttpExecutor(Executor::new(command, Http::new(url)))
-    }
-
-    /// The request method. Default: `HEAD`.
-    pub fn method(self, method: impl Into<String>) -> Self {
-        let method = method.into();
-        HttpExecutor(self.0.configure_check(|c| c.method = method))
-    }
-
-    /// The status that counts as ready: a code (`200`) or a regular expression that must match
-    /// the whole code (`"2\d\d|401"`). Default: `^2\d\d$`.
-    pub fn status(self, status: impl Into<StatusPattern>) -> Self {
-        let status = status.into();
-        HttpExecutor(self.0.configure_check(|c| c.status = status))
-    }
-
-    /// Adds a request header.
-    pub fn header(self, name: impl Into<String>, value: impl Into<String>) -> Self {
-        let (name, value) = (name.into(), value.into());
-        HttpExecutor(self.0.configure_check(|c| c.headers.push((name, value))))
-    }
-
-    /// Adds request headers.
-    pub fn headers<K: Into<String>, V: Into<String>>(
-        self,
-        headers: impl IntoIterator<Item = (K, V)>,
-    ) -> Self {
-        let headers: Vec<_> = headers.into_iter().map(|(k, v)| (k.into(), v.into())).collect();
-        HttpExecutor(self.0.configure_check(|c| c.headers.extend(headers)))
-    }
-
-    /// A form body (`application/x-www-form-urlencoded`), as Python mirakuru's `payload`.
-    pub fn payload<K: Into<String>, V: Into<String>>(
-        self,
-        fields: impl IntoIterator<Item = (K, V)>,
-    ) -> Self {
-        let fields: Vec<_> = fields.into_iter().map(|(k, v)| (k.into(), v.into())).collect();
-        HttpExecutor(self.0.configure_check(|c| c.payload = Some(fields)))
-    }
-
-    /// How long one request may take before it counts as a failed attempt. Default: 5 s.
-    pub fn request_timeout(self, timeout: Duration) -> Self {
-        HttpExecutor(self.0.configure_check(|c| c.request_timeout = timeout))
-    }
-
-    /// The URL, as given.
-    pub fn url(&self) -> String {
-        self.0.read_check(|c| c.url.clone())
-    }
-
-    /// The host of the URL (empty if the URL is invalid).
-    pub fn host(&self) -> String {
-        self.0.read_check(|c| Url::parse(&c.url).map(|u| u.host).unwrap_or_default())
-    }
-
-    /// The port of the URL: 80 when it names none (0 if the URL is invalid).
-    pub fn port(&self) -> u16 {
-        self.0.read_check(|c| Url::parse(&c.url).map(|u| u.port).unwrap_or(0))
     }
 }
 

@@ -25,8 +25,7 @@ pub(crate) struct Listener {
     pub(crate) pid: u32,
 }
 
-/// The listening TCP sockets held by any of `pids`.
-#[cfg(target_os = "linux")]
+/// The listening TCP sockets held by any of `pids` (none where there is no `/proc`).
 pub(crate) fn of_pids(pids: &[u32]) -> Vec<Listener> {
     // socket inode -> a pid holding it; and one pid per network namespace, to read its tables.
     let mut inodes: HashMap<u64, u32> = HashMap::new();
@@ -62,11 +61,6 @@ pub(crate) fn of_pids(pids: &[u32]) -> Vec<Listener> {
     }
     found.sort_by_key(|l| l.inode);
     found
-}
-
-#[cfg(not(target_os = "linux"))]
-pub(crate) fn of_pids(_pids: &[u32]) -> Vec<Listener> {
-    Vec::new()
 }
 
 /// `socket:[12345]` → 12345.
@@ -209,7 +203,7 @@ impl Check for Listening {
                         and read the one found with `port()`"
                 .into());
         }
-        if !cfg!(target_os = "linux") {
+        if !crate::platform::HAS_PROCFS {
             return Err("finding the ports a service listens on needs Linux's /proc; wait for a \
                         known port with a TCP check instead"
                 .into());
@@ -300,9 +294,11 @@ mod tests {
         assert_eq!(socket_inode(b"/dev/null"), None);
     }
 
-    #[cfg(target_os = "linux")]
     #[test]
     fn finds_a_listener_of_this_process() {
+        if !crate::platform::HAS_PROCFS {
+            return;
+        }
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
         let port = listener.local_addr().expect("addr").port();
         let found = of_pids(&[std::process::id()]);

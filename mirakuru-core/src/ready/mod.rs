@@ -26,15 +26,15 @@
 //! | [`custom`] | a closure says so |
 
 use std::ffi::OsString;
-use std::os::fd::{AsFd, AsRawFd, RawFd};
+use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::process::ExitStatus;
 use std::time::{Duration, Instant};
 
-use crate::command::Command;
+use crate::command::{Command, Redirect};
 use crate::error::Error;
 use crate::output::{Output, Stream};
-use crate::process::{Monitor, Process};
+use crate::process::{far_future, Extras, Monitor, Process};
 
 mod combinators;
 mod custom;
@@ -52,23 +52,22 @@ mod ready_fd;
 mod redis;
 mod tcp;
 mod unix;
-mod watch;
 
 pub use combinators::{all, any, with_timeout, All, Any, Timed};
 pub use custom::{custom, Custom};
 pub use exec::{exec, Exec};
 pub use file::{file, FileContent};
-pub use http::{Http, HttpExecutor, StatusPattern};
+pub use http::{Http, StatusPattern};
 pub use listeners::{listening, Listening};
-pub use nothing::{Nothing, SimpleExecutor};
+pub use nothing::Nothing;
 pub use notify::{notify, Notify};
-pub use output::{Banner, OutputExecutor};
-pub use pidfile::{PidExecutor, PidFile};
+pub use output::Banner;
+pub use pidfile::PidFile;
 pub use postgres::{postgres, Postgres};
 pub use ready_fd::{ready_fd, ReadyFd};
 pub use redis::{redis, Redis};
-pub use tcp::{Tcp, TcpExecutor};
-pub use unix::{UnixSocket, UnixSocketExecutor};
+pub use tcp::Tcp;
+pub use unix::UnixSocket;
 
 /// What a check says each time it is polled.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -254,9 +253,8 @@ impl std::ops::Index<usize> for Captures {
 pub struct Setup<'a> {
     pub(crate) command: &'a Command,
     pub(crate) monitor: &'a Monitor,
-    pub(crate) env: Vec<(OsString, OsString)>,
-    /// File descriptors the service inherits: (ours, the number it gets in the service).
-    pub(crate) fds: Vec<(std::os::fd::OwnedFd, i32)>,
+    /// What the checks add to the spawn: variables and file descriptors.
+    pub(crate) extras: Extras,
     /// `(uid, gid)` the service runs as, when it is another user than the test's.
     pub(crate) user: Option<(u32, u32)>,
 }
@@ -275,19 +273,19 @@ impl Setup<'_> {
 
     /// Sets an environment variable for the service (e.g. `NOTIFY_SOCKET`).
     pub fn set_env(&mut self, key: impl Into<OsString>, value: impl Into<OsString>) {
-        self.env.push((key.into(), value.into()));
+        self.extras.env.push((key.into(), value.into()));
     }
 
     /// Gives the service `fd` as its file descriptor number `target` (3 or more; s6-style
     /// readiness pipes, `--print-address=FD`). Ours is closed once the service is spawned.
-    pub fn pass_fd(&mut self, fd: std::os::fd::OwnedFd, target: i32) {
-        self.fds.push((fd, target));
+    pub fn pass_fd(&mut self, fd: OwnedFd, target: i32) {
+        self.extras.fds.push((fd, target));
     }
 
     /// The file descriptor numbers already given to the service with
     /// [`pass_fd`](Setup::pass_fd), so that two checks do not claim the same one.
     pub fn passed_fds(&self) -> Vec<i32> {
-        self.fds.iter().map(|(_, target)| *target).collect()
+        self.extras.fds.iter().map(|(_, target)| *target).collect()
     }
 
     /// `(uid, gid)` the service runs as when it runs as another user
@@ -303,7 +301,7 @@ impl Setup<'_> {
             Stream::Stdout => &self.command.stdout,
             Stream::Stderr => &self.command.stderr,
         };
-        matches!(redirect, crate::command::Redirect::Capture)
+        matches!(redirect, Redirect::Capture)
     }
 
     /// Starts searching the captured streams for `regex`; every byte is seen, even if the
@@ -322,7 +320,9 @@ pub struct Context<'a> {
     pub(crate) process: &'a Process,
     pub(crate) deadline: Instant,
     pub(crate) wake_at: Option<Instant>,
-    pub(crate) wake_fds: Vec<RawFd>,
+    /// Copies of the fds the check asked to be woken by: a check keeps its own, but it cannot
+    /// lend them past its `poll`, and the wait that follows needs them.
+    pub(crate) wake_fds: Vec<OwnedFd>,
     /// The port of the check being polled, or of the checks polled before it in a combinator.
     pub(crate) port: Option<u16>,
     /// The service's main process, when a check learnt it (sd_notify `MAINPID=`, a pid file).
@@ -364,7 +364,8 @@ impl<'a> Context<'a> {
     /// Pushes the startup deadline to `by` from now at the latest, if that is later (the
     /// service reported progress, as sd_notify's `EXTEND_TIMEOUT_USEC=` does).
     pub fn extend_deadline(&mut self, by: Duration) {
-        self.deadline = self.deadline.max(Instant::now() + by);
+        let by = Instant::now().checked_add(by).unwrap_or_else(far_future);
+        self.deadline = self.deadline.max(by);
     }
 
     /// Counts `pid` as part of the service's tree (a daemon it reported, sd_notify's
@@ -421,13 +422,17 @@ impl<'a> Context<'a> {
 
     /// Asks to be polled again after `delay` at the latest (events may come sooner).
     pub fn poll_again_in(&mut self, delay: Duration) {
-        let at = Instant::now() + delay;
+        let at = Instant::now().checked_add(delay).unwrap_or_else(far_future);
         self.wake_at = Some(self.wake_at.map_or(at, |t| t.min(at)));
     }
 
-    /// Asks to be polled again when `fd` becomes readable. The check must keep the fd open.
+    /// Asks to be polled again when `fd` becomes readable.
     pub fn poll_when_readable(&mut self, fd: &impl AsFd) {
-        self.wake_fds.push(fd.as_fd().as_raw_fd());
+        match fd.as_fd().try_clone_to_owned() {
+            Ok(copy) => self.wake_fds.push(copy),
+            // Out of file descriptors: look again soon rather than miss the event.
+            Err(_) => self.poll_again_in(Duration::from_millis(1)),
+        }
     }
 
     pub(crate) fn monitor(&self) -> &Monitor {

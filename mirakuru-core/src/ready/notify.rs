@@ -13,14 +13,13 @@
 //! sender of a barrier waits for that.
 
 use std::collections::HashSet;
-use std::io::IoSliceMut;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::AsFd;
 use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use super::unix::MAX_SOCKET_PATH;
 use super::{Check, Context, Setup, Status};
+use crate::platform::{self, MAX_SOCKET_PATH};
 
 /// The largest datagram read whole; systemd reads at most this much too (`NOTIFY_BUFFER_MAX`).
 const MAX_DATAGRAM: usize = 4096;
@@ -97,8 +96,7 @@ impl Notify {
         let path = dir.path().join("notify");
         let socket = UnixDatagram::bind(&path)?;
         socket.set_nonblocking(true)?;
-        #[cfg(target_os = "linux")]
-        nix::sys::socket::setsockopt(&socket, nix::sys::socket::sockopt::PassCred, &true)?;
+        platform::receive_credentials(socket.as_fd())?;
         if let Some((uid, gid)) = user {
             // The service's user must reach the socket: the directory and the socket are
             // theirs (the directory stays 0700, so nobody else can).
@@ -132,39 +130,13 @@ impl Notify {
     }
 
     /// Reads every pending datagram; `Some` once the outcome is decided.
-    #[cfg(target_os = "linux")]
     fn receive(&mut self, cx: &mut Context<'_>) -> Option<Status> {
-        use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags, UnixCredentials};
         loop {
-            let Some(socket) = &self.socket else { return None };
-            let fd = socket.as_raw_fd();
+            let socket = self.socket.as_ref()?;
             let mut buf = [0u8; MAX_DATAGRAM];
-            // Room for the most fds one message can carry (SCM_MAX_FD, 253), so that none is
-            // left unread, and so unclosed, by a truncated control buffer.
-            let mut cmsg = nix::cmsg_space!(UnixCredentials, [RawFd; 253]);
-            let mut iov = [IoSliceMut::new(&mut buf)];
-            let flags = MsgFlags::MSG_DONTWAIT | MsgFlags::MSG_CMSG_CLOEXEC;
-            let (len, sender) = match recvmsg::<()>(fd, &mut iov, Some(&mut cmsg), flags) {
-                Ok(msg) => {
-                    let mut sender = None;
-                    for c in msg.cmsgs().into_iter().flatten() {
-                        match c {
-                            ControlMessageOwned::ScmCredentials(creds) => {
-                                sender = u32::try_from(creds.pid()).ok().filter(|&p| p > 0);
-                            }
-                            ControlMessageOwned::ScmRights(fds) => {
-                                for fd in fds {
-                                    // SAFETY: the kernel just gave us this fd; nobody else owns it.
-                                    drop(unsafe { OwnedFd::from_raw_fd(fd) });
-                                }
-                            }
-                            _ => {}
-                        }
-                    }
-                    (msg.bytes, sender)
-                }
-                Err(nix::errno::Errno::EAGAIN) => return None,
-                Err(nix::errno::Errno::EINTR) => continue,
+            let (len, sender) = match platform::recv_datagram(socket.as_fd(), &mut buf) {
+                Ok(Some(received)) => received,
+                Ok(None) => return None,
                 Err(e) => return Some(Status::Failed(format!("reading the notify socket: {e}"))),
             };
             let text = String::from_utf8_lossy(&buf[..len.min(MAX_DATAGRAM)]).into_owned();
@@ -180,25 +152,6 @@ impl Notify {
             }
             if let Some(outcome) = self.handle(&text, cx) {
                 return Some(outcome);
-            }
-        }
-    }
-
-    #[cfg(not(target_os = "linux"))]
-    fn receive(&mut self, cx: &mut Context<'_>) -> Option<Status> {
-        loop {
-            let socket = self.socket.as_ref()?;
-            let mut buf = [0u8; MAX_DATAGRAM];
-            match socket.recv(&mut buf) {
-                Ok(len) => {
-                    let text = String::from_utf8_lossy(&buf[..len]).into_owned();
-                    if let Some(outcome) = self.handle(&text, cx) {
-                        return Some(outcome);
-                    }
-                }
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return None,
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                Err(e) => return Some(Status::Failed(format!("reading the notify socket: {e}"))),
             }
         }
     }

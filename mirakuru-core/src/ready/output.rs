@@ -4,9 +4,6 @@
 use regex::bytes::{Regex, RegexBuilder};
 
 use super::{Captures, Check, Context, Setup, Status};
-use crate::command::Command;
-use crate::executor::Executor;
-use crate::named::named_executor;
 use crate::output::Stream;
 
 /// Ready when a line of the captured stdout or stderr contains a match of a regex. `^` and `$`
@@ -102,30 +99,5 @@ impl Check for Banner {
 
     fn port(&self) -> Option<u16> {
         self.captures().and_then(|c| c.port())
-    }
-}
-
-named_executor! {
-    /// Ready when the process prints a banner (Python mirakuru's `OutputExecutor`). The banner
-    /// is a regex searched in every line of stdout and stderr as they arrive; a process that
-    /// exits before printing it fails the start at once.
-    ///
-    /// ```
-    /// # fn main() -> Result<(), mirakuru::Error> {
-    /// use mirakuru::OutputExecutor;
-    ///
-    /// let mut ex = OutputExecutor::new(["sh", "-c", "echo 'listening on port 7000'; exec sleep 30"], r"port (\d+)");
-    /// ex.start()?;
-    /// assert_eq!(ex.captures().unwrap()[1].as_deref(), Some("7000"));
-    /// ex.stop()?;
-    /// # Ok(()) }
-    /// ```
-    OutputExecutor(Banner)
-}
-
-impl OutputExecutor {
-    /// Runs `command` and waits until its output matches `banner` (a regular expression).
-    pub fn new(command: impl Into<Command>, banner: impl Into<String>) -> OutputExecutor {
-        OutputExecutor(Executor::new(command, Banner::new(banner)))
     }
 }

@@ -7,12 +7,9 @@
 use std::path::{Path, PathBuf};
 
 use super::file::Matcher;
-use super::watch::DirWatch;
 use super::{Backoff, Captures, Check, Context, Setup, Status};
-use crate::command::Command;
 use crate::error::Error;
-use crate::executor::Executor;
-use crate::named::named_executor;
+use crate::platform::DirWatch;
 
 /// Ready when a pid file exists and names a running process (or is empty: some services only
 /// `touch` it) — and, with [`matches`](PidFile::matches), when its content, or its
@@ -76,7 +73,7 @@ fn read(path: &Path) -> Content {
 
 fn is_alive(pid: u32) -> bool {
     // EPERM: it exists but belongs to someone else.
-    crate::sys::kill(pid as i32, 0).unwrap_or(true)
+    crate::platform::process_exists(pid)
 }
 
 impl PidFile {
@@ -219,38 +216,6 @@ impl Check for PidFile {
 
     fn release(&mut self) {
         self.watch = None;
-    }
-}
-
-named_executor! {
-    /// Ready when the service has written its pid file (Python mirakuru's `PidExecutor`).
-    ///
-    /// ```
-    /// # fn main() -> Result<(), mirakuru::Error> {
-    /// use mirakuru::PidExecutor;
-    ///
-    /// let dir = std::env::temp_dir().join(format!("mirakuru-doc-pid-{}", std::process::id()));
-    /// std::fs::create_dir_all(&dir).unwrap();
-    /// let pid_file = dir.join("service.pid");
-    /// let script = format!("echo $$ > {}; exec sleep 30", pid_file.display());
-    /// let mut ex = PidExecutor::new(script, &pid_file).shell(true);
-    /// ex.start()?;
-    /// ex.stop()?;
-    /// # std::fs::remove_dir_all(&dir).unwrap();
-    /// # Ok(()) }
-    /// ```
-    PidExecutor(PidFile)
-}
-
-impl PidExecutor {
-    /// Runs `command` and waits until it has written its pid to `path`.
-    pub fn new(command: impl Into<Command>, path: impl Into<PathBuf>) -> PidExecutor {
-        PidExecutor(Executor::new(command, PidFile::new(path)))
-    }
-
-    /// The pid file path, as given.
-    pub fn pid_file(&self) -> PathBuf {
-        self.0.read_check(|c| c.path.clone())
     }
 }
 

@@ -12,8 +12,8 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use super::tcp::Tcp;
-use super::unix::MAX_SOCKET_PATH;
 use super::{Backoff, Context, Setup};
+use crate::platform::{self, MAX_SOCKET_PATH};
 
 /// How long one attempt may take, from connect to the answer, by default. Loopback answers in
 /// microseconds; a server that accepts but does not answer for this long is not ready.
@@ -107,7 +107,7 @@ impl std::fmt::Display for Target {
 /// A unix stream connect that never blocks: a listener whose backlog is full answers EAGAIN,
 /// which is "not accepting yet" here (the conversation needs an accepted connection).
 fn connect_unix(path: &Path) -> io::Result<UnixStream> {
-    crate::sys::connect_unix_nonblocking(path).map(UnixStream::from)
+    platform::connect_unix_nonblocking(path).map(UnixStream::from)
 }
 
 #[derive(Debug)]
@@ -230,29 +230,14 @@ impl Prober {
         let Some((conn, started, answer)) = self.current.as_mut() else {
             return Step::NotYet;
         };
-        let mut closed = false;
-        let mut buf = [0u8; 4096];
-        loop {
-            match conn.read(&mut buf) {
-                Ok(0) => {
-                    closed = true;
-                    break;
-                }
-                Ok(n) => {
-                    answer.extend_from_slice(&buf[..n]);
-                    if answer.len() > MAX_ANSWER {
-                        break;
-                    }
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => {
-                    let e = format!("{}: {e}", self.target);
-                    self.current = None;
-                    return self.again(cx, e);
-                }
+        let closed = match read_available(conn, answer) {
+            Ok(closed) => closed,
+            Err(e) => {
+                let e = format!("{}: {e}", self.target);
+                self.current = None;
+                return self.again(cx, e);
             }
-        }
+        };
         let verdict = if answer.is_empty() { Verdict::More } else { classify(answer) };
         match verdict {
             Verdict::Ready(why, goodbye) => {
@@ -303,5 +288,25 @@ impl Prober {
         self.last = Some(why);
         cx.poll_again_in(self.backoff.next_delay());
         Step::NotYet
+    }
+}
+
+/// Reads what has arrived, without blocking, into `answer` (at most a little past
+/// `MAX_ANSWER`); true if the peer closed the connection.
+fn read_available(conn: &mut Conn, answer: &mut Vec<u8>) -> io::Result<bool> {
+    let mut buf = [0u8; 4096];
+    loop {
+        match conn.read(&mut buf) {
+            Ok(0) => return Ok(true),
+            Ok(n) => {
+                answer.extend_from_slice(&buf[..n]);
+                if answer.len() > MAX_ANSWER {
+                    return Ok(false);
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        }
     }
 }

@@ -72,9 +72,10 @@ impl Check for ReadyFd {
         }
         // Close-on-exec on both ends: the spawn moves the write end to fd N without the flag,
         // and nothing else inherits either.
-        let (read, write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
-            .map_err(|e| format!("cannot create the readiness pipe: {e}"))?;
-        crate::sys::set_nonblocking(read.as_fd())
+        let (read, write) =
+            std::io::pipe().map_err(|e| format!("cannot create the readiness pipe: {e}"))?;
+        let (read, write) = (OwnedFd::from(read), OwnedFd::from(write));
+        crate::platform::set_nonblocking(read.as_fd())
             .map_err(|e| format!("cannot create the readiness pipe: {e}"))?;
         setup.pass_fd(write, self.fd);
         self.pipe = Some(read);
@@ -89,7 +90,7 @@ impl Check for ReadyFd {
         };
         let mut buf = [0u8; 512];
         loop {
-            match crate::sys::read_nonblocking(pipe.as_fd(), &mut buf) {
+            match crate::platform::read_nonblocking(pipe.as_fd(), &mut buf) {
                 Ok(Some(0)) => {
                     // Every writer closed it: the service (and anything it forked) cannot
                     // write the newline any more.

@@ -9,10 +9,7 @@ use std::time::Duration;
 
 use super::listeners::{self, TreeCache};
 use super::{Backoff, Check, Context, Setup, Status};
-use crate::command::Command;
 use crate::error::Error;
-use crate::executor::Executor;
-use crate::named::named_executor;
 
 /// How long one connect attempt may take. Loopback answers in microseconds; the limit only
 /// matters for a host that drops packets.
@@ -123,9 +120,11 @@ impl Check for Tcp {
     }
 
     fn prepare(&mut self, _setup: &mut Setup<'_>) -> Result<(), String> {
-        if self.owned && !cfg!(target_os = "linux") {
-            return Err("telling the service's listeners from others needs Linux's /proc;                         drop `owned()`"
-                .into());
+        if self.owned && !crate::platform::HAS_PROCFS {
+            return Err(
+                "telling the service's listeners from others needs Linux's /proc; drop `owned()`"
+                    .into(),
+            );
         }
         self.tree = TreeCache::default();
         self.addrs = Tcp::resolve(&self.host, self.port)?;
@@ -149,7 +148,8 @@ impl Check for Tcp {
                     return Status::Ready;
                 }
                 self.last = Some(format!(
-                    "{}:{} accepts connections, but no process of the service listens on it:                      another process does",
+                    "{}:{} accepts connections, but no process of the service listens on it: \
+                     another process does",
                     self.host, self.port
                 ));
                 cx.poll_again_in(self.backoff.next_delay());
@@ -169,40 +169,5 @@ impl Check for Tcp {
 
     fn port(&self) -> Option<u16> {
         Some(self.port)
-    }
-}
-
-named_executor! {
-    /// Ready when a TCP port accepts connections (Python mirakuru's `TCPExecutor`).
-    ///
-    /// ```no_run
-    /// # fn main() -> Result<(), mirakuru::Error> {
-    /// use mirakuru::TcpExecutor;
-    /// use std::time::Duration;
-    ///
-    /// let mut redis = TcpExecutor::new("redis-server --port 6390 --save ''", "127.0.0.1", 6390)
-    ///     .timeout(Duration::from_secs(10));
-    /// redis.start()?; // returns once the port accepts connections
-    /// assert!(redis.running());
-    /// redis.stop()?;
-    /// # Ok(()) }
-    /// ```
-    TcpExecutor(Tcp)
-}
-
-impl TcpExecutor {
-    /// Runs `command` and waits until `host:port` accepts connections.
-    pub fn new(command: impl Into<Command>, host: impl Into<String>, port: u16) -> TcpExecutor {
-        TcpExecutor(Executor::new(command, Tcp::new(host, port)))
-    }
-
-    /// The host, as given.
-    pub fn host(&self) -> String {
-        self.0.read_check(|c| c.host.clone())
-    }
-
-    /// The port.
-    pub fn port(&self) -> u16 {
-        self.0.read_check(|c| c.port)
     }
 }

@@ -3,19 +3,9 @@
 
 use std::path::{Path, PathBuf};
 
-use super::watch::DirWatch;
 use super::{Backoff, Check, Context, Setup, Status};
-use crate::command::Command;
 use crate::error::Error;
-use crate::executor::Executor;
-use crate::named::named_executor;
-
-/// The longest socket path the OS accepts: `sun_path` is 108 bytes on Linux and 104 on macOS
-/// and the BSDs, including the terminating NUL (unix(7)).
-#[cfg(target_os = "linux")]
-pub(crate) const MAX_SOCKET_PATH: usize = 107;
-#[cfg(not(target_os = "linux"))]
-pub(crate) const MAX_SOCKET_PATH: usize = 103;
+use crate::platform::{self, DirWatch, MAX_SOCKET_PATH};
 
 /// Ready when the unix socket at a path accepts a connection.
 #[derive(Debug)]
@@ -50,9 +40,15 @@ impl UnixSocket {
 /// Whether the socket at `path` listens. A listener whose backlog is full answers EAGAIN,
 /// which still proves it listens.
 pub(crate) fn probe(path: &Path) -> std::io::Result<()> {
-    match crate::sys::connect_unix_nonblocking(path) {
+    use rustix::io::Errno;
+    match platform::connect_unix_nonblocking(path) {
         Ok(_) => Ok(()),
-        Err(e) if matches!(e.raw_os_error(), Some(libc::EAGAIN) | Some(libc::EINPROGRESS)) => {
+        Err(e)
+            if matches!(
+                e.raw_os_error().map(Errno::from_raw_os_error),
+                Some(Errno::AGAIN | Errno::INPROGRESS)
+            ) =>
+        {
             Ok(())
         }
         Err(e) => Err(e),
@@ -117,37 +113,5 @@ impl Check for UnixSocket {
 
     fn last_attempt(&self) -> Option<String> {
         self.last.clone()
-    }
-}
-
-named_executor! {
-    /// Ready when a unix socket accepts connections (Python mirakuru's `UnixSocketExecutor`).
-    ///
-    /// ```no_run
-    /// # fn main() -> Result<(), mirakuru::Error> {
-    /// use mirakuru::UnixSocketExecutor;
-    ///
-    /// let dir = std::env::temp_dir().join(format!("mirakuru-doc-unix-{}", std::process::id()));
-    /// std::fs::create_dir_all(&dir).unwrap();
-    /// let socket = dir.join("s.sock");
-    /// let script = format!("import socket,time; s=socket.socket(socket.AF_UNIX); s.bind('{}'); s.listen(); time.sleep(30)", socket.display());
-    /// let mut ex = UnixSocketExecutor::new(vec!["python3".to_string(), "-c".into(), script], &socket);
-    /// ex.start()?;
-    /// ex.stop()?;
-    /// # std::fs::remove_dir_all(&dir).unwrap();
-    /// # Ok(()) }
-    /// ```
-    UnixSocketExecutor(UnixSocket)
-}
-
-impl UnixSocketExecutor {
-    /// Runs `command` and waits until the unix socket at `path` accepts connections.
-    pub fn new(command: impl Into<Command>, path: impl Into<PathBuf>) -> UnixSocketExecutor {
-        UnixSocketExecutor(Executor::new(command, UnixSocket::new(path)))
-    }
-
-    /// The socket path, as given.
-    pub fn socket(&self) -> PathBuf {
-        self.0.read_check(|c| c.path.clone())
     }
 }

@@ -6,7 +6,7 @@
 //! fixtures, registered when first used, stop gracefully before the final stop of every
 //! process tree still alive, registered at the first spawn.
 
-use std::sync::{Mutex, Once};
+use std::sync::{Mutex, Once, TryLockError};
 use std::time::Duration;
 
 type Hook = Box<dyn FnOnce() + Send>;
@@ -17,7 +17,8 @@ static REGISTER: Once = Once::new();
 /// Runs `hook` when the binary exits normally.
 pub(crate) fn at_exit(hook: impl FnOnce() + Send + 'static) {
     REGISTER.call_once(|| {
-        // SAFETY: registers a plain `extern "C" fn()`; failure only loses the hooks.
+        // SAFETY: registers a plain `extern "C" fn()` that never unwinds; failure only loses
+        // the hooks. Neither nix nor rustix offers atexit(3).
         unsafe { libc::atexit(run_hooks) };
     });
     HOOKS.lock().unwrap_or_else(|p| p.into_inner()).push(Box::new(hook));
@@ -25,21 +26,23 @@ pub(crate) fn at_exit(hook: impl FnOnce() + Send + 'static) {
 
 extern "C" fn run_hooks() {
     // A panic must not cross the C boundary (that aborts) nor stop the other hooks.
-    loop {
-        let Some(hook) = take_last() else { return };
+    while let Some(hook) = take_last() {
         let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(hook));
     }
 }
 
 fn take_last() -> Option<Hook> {
-    // Another thread may hold the lock while the main thread exits; never wait long for it.
+    try_lock_briefly(&HOOKS).and_then(|mut hooks| hooks.pop())
+}
+
+/// Locks `mutex` unless another thread holds it for longer than 200 ms: at exit, a thread
+/// that will never run again may hold it, and exit must not hang on it.
+pub(crate) fn try_lock_briefly<T>(mutex: &Mutex<T>) -> Option<std::sync::MutexGuard<'_, T>> {
     for _ in 0..200 {
-        match HOOKS.try_lock() {
-            Ok(mut hooks) => return hooks.pop(),
-            Err(std::sync::TryLockError::Poisoned(p)) => return p.into_inner().pop(),
-            Err(std::sync::TryLockError::WouldBlock) => {
-                std::thread::sleep(Duration::from_millis(1))
-            }
+        match mutex.try_lock() {
+            Ok(guard) => return Some(guard),
+            Err(TryLockError::Poisoned(p)) => return Some(p.into_inner()),
+            Err(TryLockError::WouldBlock) => std::thread::sleep(Duration::from_millis(1)),
         }
     }
     None

@@ -12,16 +12,19 @@
 //! per service. So an executor costs no thread at all.
 
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, OwnedFd};
 use std::panic::AssertUnwindSafe;
 use std::process::ChildStdin;
 use std::sync::mpsc::{self, Receiver, Sender, SyncSender};
 use std::sync::{Arc, Mutex, OnceLock};
 
+use rustix::event::{PollFd, PollFlags};
+
+use super::monitor::Monitor;
+use super::reaper::Reaper;
+use super::sweep::MARKER_VAR;
 use crate::output::Stream;
-use crate::process::Monitor;
-use crate::reaper::Reaper;
-use crate::sys::{self, WakePipe};
+use crate::platform::{self, WakePipe};
 
 /// Reads per stream per wake-up before the loop serves the others (16 × 64 KiB): a service
 /// flooding its stdout cannot starve the rest.
@@ -141,7 +144,7 @@ fn run(rx: Receiver<Request>, wake: Arc<WakePipe>) {
     // Before anything is spawned, so that no service can fork a daemon unseen.
     if let Ok(supervisor) = get() {
         supervisor.reaper.get_or_init(|| {
-            let prefix = format!("{}={}:", crate::sweep::MARKER_VAR, std::process::id());
+            let prefix = format!("{MARKER_VAR}={}:", std::process::id());
             Reaper::start(prefix.as_bytes()).ok()
         });
     }
@@ -172,37 +175,34 @@ fn serve_round(
     next_id: &mut u64,
     buf: &mut [u8],
 ) {
-    let mut fds: Vec<libc::pollfd> = Vec::with_capacity(1 + entries.len() * 3);
     let mut sources: Vec<(usize, Source)> = Vec::with_capacity(entries.len() * 3);
-    let pollfd =
-        |fd: BorrowedFd<'_>| libc::pollfd { fd: fd.as_raw_fd(), events: libc::POLLIN, revents: 0 };
-    fds.push(pollfd(wake.fd()));
     let mut needs_tick = false;
-    for (i, e) in entries.iter().enumerate() {
-        if let Some(fd) = &e.stdout {
-            fds.push(pollfd(fd.as_fd()));
-            sources.push((i, Source::Out(Stream::Stdout)));
-        }
-        if let Some(fd) = &e.stderr {
-            fds.push(pollfd(fd.as_fd()));
-            sources.push((i, Source::Out(Stream::Stderr)));
-        }
-        match &e.pidfd {
-            Some(fd) => {
-                fds.push(pollfd(fd.as_fd()));
-                sources.push((i, Source::Exit));
+    let ready: Vec<bool> = {
+        let mut fds: Vec<PollFd<'_>> = Vec::with_capacity(1 + entries.len() * 3);
+        fds.push(PollFd::from_borrowed_fd(wake.fd(), PollFlags::IN));
+        for (i, e) in entries.iter().enumerate() {
+            for (fd, source) in [
+                (&e.stdout, Source::Out(Stream::Stdout)),
+                (&e.stderr, Source::Out(Stream::Stderr)),
+                (&e.pidfd, Source::Exit),
+            ] {
+                if let Some(fd) = fd {
+                    fds.push(PollFd::new(fd, PollFlags::IN));
+                    sources.push((i, source));
+                }
             }
-            None => needs_tick |= !e.exited,
+            needs_tick |= e.pidfd.is_none() && !e.exited;
         }
-    }
-    // Without pidfds (macOS, Linux < 5.3) an exit is only seen by asking; 2 ms keeps that
-    // prompt at a negligible cost.
-    let timeout = needs_tick.then(|| std::time::Duration::from_millis(2));
-    if sys::sys_poll(&mut fds, timeout) < 0 {
-        return; // EINTR: go round again
-    }
+        // Without pidfds (macOS, Linux < 5.3) an exit is only seen by asking; 2 ms keeps that
+        // prompt at a negligible cost.
+        let timeout = needs_tick.then(|| std::time::Duration::from_millis(2));
+        if platform::poll(&mut fds, timeout).is_err() {
+            return;
+        }
+        fds.iter().map(|p| !p.revents().is_empty()).collect()
+    };
     for (k, &(i, source)) in sources.iter().enumerate() {
-        if fds[k + 1].revents == 0 {
+        if !ready[k + 1] {
             continue;
         }
         match source {
@@ -212,12 +212,12 @@ fn serve_round(
     }
     if needs_tick {
         for e in entries.iter_mut().filter(|e| e.pidfd.is_none() && !e.exited) {
-            if !matches!(sys::exit_status_nowait(e.pid), Ok(None)) {
+            if !matches!(platform::exit_status_nowait(e.pid, None), Ok(None)) {
                 on_exit(e, buf);
             }
         }
     }
-    if fds[0].revents != 0 {
+    if ready[0] {
         wake.drain();
     }
     while let Ok(request) = rx.try_recv() {
@@ -253,7 +253,7 @@ fn spawn(
     let pid = child.id();
     let take = |fd: Option<OwnedFd>| -> Option<OwnedFd> {
         let fd = fd?;
-        sys::set_nonblocking(fd.as_fd()).ok()?;
+        platform::set_nonblocking(fd.as_fd()).ok()?;
         Some(fd)
     };
     let stdout = take(child.stdout.take().map(OwnedFd::from));
@@ -268,7 +268,7 @@ fn spawn(
         }
     }
     let entry =
-        Entry { id, pid, monitor, stdout, stderr, pidfd: sys::pidfd_open(pid), exited: false };
+        Entry { id, pid, monitor, stdout, stderr, pidfd: platform::pidfd_open(pid), exited: false };
     // std's Child has no Drop behaviour: dropping it neither kills nor reaps. The process is
     // reaped by its executor once the whole tree is down.
     Ok((entry, child.stdin.take()))
@@ -284,7 +284,7 @@ fn drain(entry: &mut Entry, stream: Stream, buf: &mut [u8], rounds: usize) {
     let mut changed = false;
     let mut closed = false;
     for _ in 0..rounds {
-        match sys::read_nonblocking(fd.as_fd(), buf) {
+        match platform::read_nonblocking(fd.as_fd(), buf) {
             Ok(Some(0)) | Err(_) => {
                 closed = true;
                 break;
@@ -317,7 +317,7 @@ fn on_exit(entry: &mut Entry, buf: &mut [u8]) {
     // Through the pidfd: if something else reaped the leader and its pid now names another
     // child of ours, asking by pid would see that one running and spin on this wake-up.
     let pidfd = entry.pidfd.as_ref().map(AsFd::as_fd);
-    let status = match sys::exit_status_nowait_of(entry.pid, pidfd) {
+    let status = match platform::exit_status_nowait(entry.pid, pidfd) {
         Ok(None) => return, // spurious wake-up
         Ok(Some(status)) => Some(status),
         // Somebody else reaped our child (a `waitpid(-1)` elsewhere in the program): the exit

@@ -15,12 +15,21 @@
 //! exits.
 //!
 //! The reaper is a fork of a multi-threaded process that never execs, so after fork(2) it may
-//! only make async-signal-safe system calls: no allocation, no locks, no panics. `sweep.rs`
-//! provides primitives written under the same rules.
+//! only make async-signal-safe system calls: no allocation, no locks, no panics. It uses the
+//! primitives of `procfs.rs`, written under the same rules.
 
 use std::io;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::net::UnixStream;
+
+use nix::sys::signal::{SigSet, SigmaskHow, Signal as NixSignal};
+use nix::unistd::ForkResult;
+
+use super::procfs::{
+    close_over_descendants, environ_match, for_each_process, proc_info, ProcInfo, Scratch,
+};
+use crate::platform;
+use crate::signal::Signal;
 
 /// The binary's end of the lifeline.
 #[derive(Debug)]
@@ -42,17 +51,15 @@ impl Reaper {
         let mut needle = [0u8; 64];
         let needle_len = owner_prefix.len().min(needle.len());
         needle[..needle_len].copy_from_slice(&owner_prefix[..needle_len]);
-        let theirs_fd = theirs.as_raw_fd();
-        // SAFETY: geteuid cannot fail.
-        let uid = unsafe { libc::geteuid() };
-        // SAFETY: the child only runs `reaper_main`, which makes async-signal-safe calls only.
-        match unsafe { libc::fork() } {
-            -1 => Err(io::Error::last_os_error()),
-            0 => reaper_main(theirs_fd, &needle[..needle_len], uid),
-            _ => {
+        let uid = platform::geteuid();
+        // SAFETY: the child runs only `reaper_main`, which makes async-signal-safe calls on
+        // its own stack and never returns into the caller's code.
+        match unsafe { nix::unistd::fork() }? {
+            ForkResult::Child => reaper_main(theirs, &needle[..needle_len], uid),
+            ForkResult::Parent { .. } => {
                 drop(theirs);
                 let lifeline = OwnedFd::from(ours);
-                crate::sys::set_nonblocking(std::os::fd::AsFd::as_fd(&lifeline))?;
+                platform::set_nonblocking(lifeline.as_fd())?;
                 Ok(Reaper { lifeline })
             }
         }
@@ -73,59 +80,62 @@ impl Reaper {
         let record = [op, b[0], b[1], b[2], b[3]];
         // Five bytes go in one piece or not at all on a stream socket with room; if the reaper
         // is gone or its buffer is full, the marker sweep still finds the tree.
-        // SAFETY: sends from a valid 5-byte buffer; MSG_NOSIGNAL avoids SIGPIPE.
-        let _ = unsafe {
-            libc::send(
-                self.lifeline.as_raw_fd(),
-                record.as_ptr().cast(),
-                record.len(),
-                libc::MSG_NOSIGNAL,
-            )
-        };
+        let _ = rustix::net::send(&self.lifeline, &record, rustix::net::SendFlags::NOSIGNAL);
     }
 }
 
 /// The reaper's whole life. Never returns.
-fn reaper_main(lifeline: i32, owner_needle: &[u8], uid: u32) -> ! {
-    // SAFETY (whole function): only async-signal-safe calls on memory of this stack frame.
-    unsafe {
-        // Own session: a Ctrl-C or a group kill aimed at the test binary must not end the
-        // reaper before it has swept.
-        libc::setsid();
-        #[cfg(target_os = "linux")]
-        libc::prctl(libc::PR_SET_NAME, c"mirakuru-reaper".as_ptr());
-        for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP, libc::SIGQUIT, libc::SIGPIPE] {
-            libc::signal(sig, libc::SIG_IGN);
-        }
-        // Hold nothing of the binary's: not its stdout (nextest would wait for it and report a
-        // leak), not its listening sockets, not service pipes. Only the lifeline, moved to fd 3.
-        let null = libc::open(c"/dev/null".as_ptr(), libc::O_RDWR);
-        for fd in 0..3 {
-            libc::dup2(null, fd);
-        }
-        if lifeline != 3 {
-            libc::dup2(lifeline, 3);
-        }
-        close_from(4);
+fn reaper_main(lifeline: UnixStream, owner_needle: &[u8], uid: u32) -> ! {
+    // Own session: a Ctrl-C or a group kill aimed at the test binary must not end the reaper
+    // before it has swept. Blocked, the terminal signals stay pending forever.
+    let _ = rustix::process::setsid();
+    platform::set_process_name(c"mirakuru-reaper");
+    let mut blocked = SigSet::empty();
+    for sig in [
+        NixSignal::SIGINT,
+        NixSignal::SIGTERM,
+        NixSignal::SIGHUP,
+        NixSignal::SIGQUIT,
+        NixSignal::SIGPIPE,
+    ] {
+        blocked.add(sig);
     }
+    let _ = nix::sys::signal::sigprocmask(SigmaskHow::SIG_BLOCK, Some(&blocked), None);
+    // Hold nothing of the binary's: not its stdout (nextest would wait for it and report a
+    // leak), not its listening sockets, not service pipes. Only the lifeline.
+    if let Ok(null) = rustix::fs::open(
+        c"/dev/null",
+        rustix::fs::OFlags::RDWR | rustix::fs::OFlags::CLOEXEC,
+        rustix::fs::Mode::empty(),
+    ) {
+        let _ = rustix::stdio::dup2_stdin(&null);
+        let _ = rustix::stdio::dup2_stdout(&null);
+        let _ = rustix::stdio::dup2_stderr(&null);
+    }
+    platform::close_inherited_fds(lifeline.as_raw_fd());
     let mut sessions = [0u32; MAX_SESSIONS];
+    let count = listen(&lifeline, &mut sessions);
+    // Root owns every process; its services and their workers may run as other users.
+    let own = [uid];
+    let uids: &[u32] = if uid == 0 { &[] } else { &own };
+    sweep(&sessions[..count], owner_needle, uids);
+    // SAFETY: _exit(2) ends this process at once; nothing of the binary's runs after it —
+    // its atexit handlers, inherited by this fork, must not. No safe wrapper offers it.
+    unsafe { libc::_exit(0) }
+}
+
+/// Reads the binary's records until the lifeline breaks; returns how many sessions are kept.
+fn listen(lifeline: &UnixStream, sessions: &mut [u32; MAX_SESSIONS]) -> usize {
     let mut count = 0usize;
     let mut record = [0u8; 5];
     let mut filled = 0usize;
     loop {
-        // SAFETY: reads into the unfilled part of a valid buffer.
-        let n =
-            unsafe { libc::read(3, record[filled..].as_mut_ptr().cast(), record.len() - filled) };
-        if n == 0 {
-            break;
+        match rustix::io::read(lifeline, &mut record[filled..]) {
+            Ok(0) => return count,
+            Ok(n) => filled += n,
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(_) => return count,
         }
-        if n < 0 {
-            if io::Error::last_os_error().kind() == io::ErrorKind::Interrupted {
-                continue;
-            }
-            break;
-        }
-        filled += n as usize;
         if filled < record.len() {
             continue;
         }
@@ -141,21 +151,18 @@ fn reaper_main(lifeline: i32, owner_needle: &[u8], uid: u32) -> ! {
             }
         }
     }
-    // Root owns every process; its services and their workers may run as other users.
-    let own = [uid];
-    let uids: &[u32] = if uid == 0 { &[] } else { &own };
-    sweep(&sessions[..count], owner_needle, uids);
-    // SAFETY: _exit is async-signal-safe and skips atexit handlers inherited from the binary.
-    unsafe { libc::_exit(0) }
 }
 
-#[cfg(target_os = "linux")]
 fn sweep(sessions: &[u32], owner_needle: &[u8], uids: &[u32]) {
-    use crate::sweep::{
-        close_over_descendants, environ_matches, for_each_process, ProcInfo, Scratch,
-    };
-    // SAFETY: getpid cannot fail.
-    let me = unsafe { libc::getpid() } as u32;
+    if !platform::HAS_PROCFS {
+        // Without `/proc`, the process groups it was told about (each service leads its own
+        // session and group).
+        for &sid in sessions {
+            let _ = platform::kill_group(sid, Signal::SIGKILL);
+        }
+        return;
+    }
+    let me = std::process::id();
     let mut infos = [ProcInfo::default(); MAX_PROCS];
     let mut scratch = Scratch::new();
     // One pass is a snapshot that can be stale by the time it is used: a process listed
@@ -174,7 +181,8 @@ fn sweep(sessions: &[u32], owner_needle: &[u8], uids: &[u32]) {
         let mut selected = [false; MAX_PROCS];
         for i in 0..len {
             let p = infos[i];
-            selected[i] = sessions.contains(&p.sid) || environ_matches(p.pid, owner_needle, false);
+            selected[i] = sessions.contains(&p.sid)
+                || environ_match(p.pid, owner_needle, false).unwrap_or(false);
         }
         close_over_descendants(&infos[..len], &mut selected[..len]);
         let mut killed = false;
@@ -188,60 +196,15 @@ fn sweep(sessions: &[u32], owner_needle: &[u8], uids: &[u32]) {
         if quiet == 3 || pass == 199 {
             return;
         }
-        let pause = libc::timespec { tv_sec: 0, tv_nsec: 2_000_000 * quiet as libc::c_long };
-        // SAFETY: nanosleep reads the timespec and may write the remainder (null: ignored).
-        unsafe { libc::nanosleep(&pause, std::ptr::null_mut()) };
+        let pause = rustix::thread::Timespec { tv_sec: 0, tv_nsec: 2_000_000 * quiet as i64 };
+        let _ = rustix::thread::nanosleep(&pause);
     }
 }
 
 /// SIGKILLs `p` unless its pid now names another process (checked through a pidfd).
-#[cfg(target_os = "linux")]
-fn kill_if_same(p: crate::sweep::ProcInfo) {
-    // SAFETY: raw syscalls on integers; the fd is closed before returning.
-    unsafe {
-        let fd = libc::syscall(libc::SYS_pidfd_open, p.pid as libc::pid_t, 0) as i32;
-        if fd < 0 {
-            return;
-        }
-        let same =
-            crate::sweep::proc_info(p.pid, &[]).is_some_and(|now| now.start_time == p.start_time);
-        if same {
-            libc::syscall(
-                libc::SYS_pidfd_send_signal,
-                fd,
-                libc::SIGKILL,
-                std::ptr::null::<libc::siginfo_t>(),
-                0,
-            );
-        }
-        libc::close(fd);
-    }
-}
-
-/// Without `/proc`, the reaper can still kill the process groups it was told about (each
-/// service leads its own session and group).
-#[cfg(not(target_os = "linux"))]
-fn sweep(sessions: &[u32], _owner_needle: &[u8], _uids: &[u32]) {
-    for &sid in sessions {
-        // SAFETY: killpg only takes integers.
-        unsafe { libc::killpg(sid as libc::pid_t, libc::SIGKILL) };
-    }
-}
-
-/// Closes every fd from `first` up.
-unsafe fn close_from(first: i32) {
-    #[cfg(target_os = "linux")]
-    {
-        // SAFETY: close_range only closes fds.
-        if unsafe {
-            libc::syscall(libc::SYS_close_range, first as libc::c_uint, libc::c_uint::MAX, 0)
-        } == 0
-        {
-            return;
-        }
-    }
-    for fd in first..4096 {
-        // SAFETY: closing an fd we may or may not hold is harmless in this process.
-        unsafe { libc::close(fd) };
+fn kill_if_same(p: ProcInfo) {
+    let Some(fd) = platform::pidfd_open(p.pid) else { return };
+    if proc_info(p.pid, &[]).is_some_and(|now| now.start_time == p.start_time) {
+        let _ = platform::pidfd_send_signal(fd.as_fd(), Signal::SIGKILL);
     }
 }

@@ -1,0 +1,231 @@
+//! Linux: pidfds, `PR_SET_PDEATHSIG`, inotify, `/proc`, `SO_PASSCRED`.
+
+use std::ffi::{CStr, OsString};
+use std::io;
+use std::mem::MaybeUninit;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd, RawFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+
+use rustix::fs::inotify::{self, CreateFlags, ReadFlags, WatchFlags};
+use rustix::io::Errno;
+use rustix::net::{
+    AddressFamily, RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags, SocketFlags, SocketType,
+};
+use rustix::process::{Pid, PidfdFlags, WaitId, WaitIdOptions, WaitIdStatus};
+
+use crate::signal::Signal;
+
+/// `/proc` lists processes, their sessions, environments and sockets.
+pub(crate) const HAS_PROCFS: bool = true;
+
+/// Linux answers ESRCH for a process that is gone, never EPERM.
+pub(crate) const EPERM_MAY_MEAN_GONE: bool = false;
+
+/// The longest socket path: `sun_path` is 108 bytes, the terminating NUL included (unix(7)).
+pub(crate) const MAX_SOCKET_PATH: usize = 107;
+
+/// Opens a pidfd for `pid` (Linux 5.3+); `None` on older kernels, where callers fall back to
+/// plain pids — safe only for unreaped children of ours.
+pub(crate) fn pidfd_open(pid: u32) -> Option<OwnedFd> {
+    let pid = Pid::from_raw(i32::try_from(pid).ok()?)?;
+    rustix::process::pidfd_open(pid, PidfdFlags::empty()).ok()
+}
+
+pub(crate) fn pidfd_send_signal(pidfd: BorrowedFd<'_>, signal: Signal) -> io::Result<bool> {
+    match rustix::process::pidfd_send_signal(pidfd, signal.to_rustix()) {
+        Ok(()) => Ok(true),
+        Err(Errno::SRCH) => Ok(false),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// waitid(2) on a pidfd (Linux 5.4+), else on the pid; EINTR is retried.
+pub(crate) fn waitid(
+    pid: u32,
+    mut pidfd: Option<BorrowedFd<'_>>,
+    options: WaitIdOptions,
+) -> io::Result<Option<WaitIdStatus>> {
+    let pid = Pid::from_raw(i32::try_from(pid).unwrap_or(0)).ok_or(Errno::CHILD)?;
+    loop {
+        let id = match pidfd {
+            Some(fd) => WaitId::PidFd(fd),
+            None => WaitId::Pid(pid),
+        };
+        match rustix::process::waitid(id, options) {
+            Ok(status) => return Ok(status),
+            Err(Errno::INTR) => continue,
+            // Linux 5.3 has pidfds but not P_PIDFD: ask by pid, as before.
+            Err(Errno::INVAL) if pidfd.is_some() => pidfd = None,
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
+/// Runs in the spawned child between fork and exec (async-signal-safe calls only): the child
+/// gets SIGKILL when the thread that forked it — mirakuru's supervisor, which lives as long as
+/// the test binary — dies, so nothing outlives a killed test binary (prctl(2)).
+pub(crate) fn in_spawned_child(parent: u32) -> io::Result<()> {
+    rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::KILL))?;
+    // If the binary died between fork and prctl, nobody will send the signal.
+    if rustix::process::getppid().map(Pid::as_raw_pid) != i32::try_from(parent).ok() {
+        return Err(Errno::SRCH.into());
+    }
+    Ok(())
+}
+
+/// Fills `buf` from the kernel's CSPRNG, so owner markers cannot be guessed.
+pub(crate) fn random_bytes(buf: &mut [u8]) -> io::Result<()> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match rustix::rand::getrandom(&mut buf[filled..], rustix::rand::GetRandomFlags::empty()) {
+            Ok(n) => filled += n,
+            Err(Errno::INTR) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(())
+}
+
+/// A non-blocking, close-on-exec unix stream socket.
+pub(crate) fn unix_stream_socket() -> io::Result<OwnedFd> {
+    let flags = SocketFlags::NONBLOCK | SocketFlags::CLOEXEC;
+    Ok(rustix::net::socket_with(AddressFamily::UNIX, SocketType::STREAM, flags, None)?)
+}
+
+/// Receives one datagram without blocking, with the sender's pid (`SO_PASSCRED` must be on,
+/// see [`receive_credentials`]); `Ok(None)` when none is waiting. File descriptors sent
+/// along are closed at once: the sender of an sd_notify `BARRIER=1` waits for that.
+pub(crate) fn recv_datagram(
+    socket: BorrowedFd<'_>,
+    buf: &mut [u8],
+) -> io::Result<Option<(usize, Option<u32>)>> {
+    // Room for the credentials and the most fds one message can carry (SCM_MAX_FD, 253), so
+    // that none is left unread, and so unclosed, by a truncated control buffer.
+    let mut space =
+        [MaybeUninit::<u8>::uninit(); rustix::cmsg_space!(ScmCredentials(1), ScmRights(253))];
+    loop {
+        let mut control = RecvAncillaryBuffer::new(&mut space);
+        let mut iov = [io::IoSliceMut::new(&mut *buf)];
+        let flags = RecvFlags::DONTWAIT | RecvFlags::CMSG_CLOEXEC;
+        match rustix::net::recvmsg(socket, &mut iov, &mut control, flags) {
+            Ok(msg) => {
+                let mut sender = None;
+                for message in control.drain() {
+                    match message {
+                        RecvAncillaryMessage::ScmCredentials(creds) => {
+                            sender = u32::try_from(creds.pid.as_raw_nonzero().get()).ok();
+                        }
+                        RecvAncillaryMessage::ScmRights(fds) => fds.for_each(drop),
+                        _ => {}
+                    }
+                }
+                return Ok(Some((msg.bytes, sender)));
+            }
+            Err(Errno::AGAIN) => return Ok(None),
+            Err(Errno::INTR) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
+/// Has the kernel attach the sender's credentials to every datagram received on `socket`.
+pub(crate) fn receive_credentials(socket: BorrowedFd<'_>) -> io::Result<()> {
+    Ok(rustix::net::sockopt::set_socket_passcred(socket, true)?)
+}
+
+/// Names this process in `ps` (the reaper).
+pub(crate) fn set_process_name(name: &CStr) {
+    let _ = rustix::thread::set_name(name);
+}
+
+/// Closes every fd of this process but stdin, stdout, stderr and `keep`: the reaper, a fork
+/// of the test binary, must hold none of its pipes and sockets (nextest waits for a test's
+/// output pipes to close, and a service's listening socket must go with the service).
+pub(crate) fn close_inherited_fds(keep: RawFd) {
+    let keep = keep.max(3) as libc::c_uint;
+    for (first, last) in [(3, keep.saturating_sub(1)), (keep + 1, libc::c_uint::MAX)] {
+        if first <= last {
+            // SAFETY: called in the reaper right after fork, before any fd of this process is
+            // used by anything but `keep`: nothing holds the fds closed here, so no `OwnedFd`
+            // is left dangling. close_range(2) only closes descriptors.
+            unsafe { libc::syscall(libc::SYS_close_range, first, last, 0) };
+        }
+    }
+}
+
+/// Calls `f` with the name of every entry of the directory `dir`, through getdents64(2) into
+/// a buffer on the stack: no allocation, usable in a forked child. False if it cannot be read.
+pub(crate) fn for_each_dir_entry(dir: BorrowedFd<'_>, mut f: impl FnMut(&[u8])) -> bool {
+    let mut buf = [MaybeUninit::<u8>::uninit(); 8192];
+    let mut entries = rustix::fs::RawDir::new(dir, &mut buf);
+    while let Some(entry) = entries.next() {
+        match entry {
+            Ok(entry) => f(entry.file_name().to_bytes()),
+            Err(_) => return false,
+        }
+    }
+    true
+}
+
+/// Events on one file name in one directory: inotify, set up before the spawn, so a file
+/// created early is not missed (readiness.md §6). `None` where it cannot be set up (a file
+/// system without inotify, exhausted `max_user_watches`): callers then poll on a schedule.
+#[derive(Debug)]
+pub(crate) struct DirWatch {
+    inotify: OwnedFd,
+    name: OsString,
+}
+
+/// What [`DirWatch::drain`] saw happen to the file.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct Seen {
+    /// Anything at all.
+    pub(crate) changed: bool,
+    /// A writer closed it, or it was renamed into place.
+    pub(crate) written: bool,
+}
+
+impl DirWatch {
+    pub(crate) fn new(file: &Path) -> Option<DirWatch> {
+        let dir = match file.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d,
+            _ => Path::new("."),
+        };
+        let name = file.file_name()?.to_os_string();
+        let inotify = inotify::init(CreateFlags::NONBLOCK | CreateFlags::CLOEXEC).ok()?;
+        // Creation, atomic rename into place, writes and the final close of a writer.
+        let mask = WatchFlags::CREATE
+            | WatchFlags::MOVED_TO
+            | WatchFlags::MODIFY
+            | WatchFlags::CLOSE_WRITE
+            | WatchFlags::ATTRIB;
+        inotify::add_watch(&inotify, dir, mask).ok()?;
+        Some(DirWatch { inotify, name })
+    }
+
+    /// Consumes pending events and says what happened to our file.
+    pub(crate) fn drain(&self) -> Seen {
+        let mut seen = Seen::default();
+        let mut buf = [MaybeUninit::<u8>::uninit(); 4096];
+        let mut events = inotify::Reader::new(&self.inotify, &mut buf);
+        while let Ok(event) = events.next() {
+            let flags = event.events();
+            let overflow = flags.contains(ReadFlags::QUEUE_OVERFLOW);
+            let ours = event.file_name().is_some_and(|n| n.to_bytes() == self.name.as_bytes());
+            if overflow || ours {
+                seen.changed = true;
+                // A rename into place is a finished write too.
+                seen.written |=
+                    overflow || flags.intersects(ReadFlags::CLOSE_WRITE | ReadFlags::MOVED_TO);
+            }
+        }
+        seen
+    }
+}
+
+impl AsFd for DirWatch {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.inotify.as_fd()
+    }
+}

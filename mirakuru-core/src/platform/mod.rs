@@ -1,0 +1,215 @@
+//! The system calls the crate makes, in one place, safe. Everything here is a thin wrapper;
+//! the policy lives in `process/`.
+//!
+//! What differs between operating systems is in `linux.rs` and `other.rs`, and nowhere else
+//! in the crate: Linux has pidfds (signals and waits that can never reach a process that took
+//! over a recycled pid), `PR_SET_PDEATHSIG`, inotify, `/proc` and `SO_PASSCRED`. Elsewhere the
+//! same functions return `None` or do less, and callers fall back to polling and process
+//! groups — the rest of the crate is written once.
+
+use std::io;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::unix::process::ExitStatusExt;
+use std::path::Path;
+use std::process::ExitStatus;
+use std::time::Duration;
+
+use rustix::event::{PollFd, PollFlags, Timespec};
+use rustix::io::Errno;
+use rustix::process::{Pid, WaitIdOptions, WaitIdStatus};
+
+use crate::signal::Signal;
+
+#[cfg(target_os = "linux")]
+mod linux;
+#[cfg(target_os = "linux")]
+use linux as os;
+#[cfg(not(target_os = "linux"))]
+mod other;
+#[cfg(not(target_os = "linux"))]
+use other as os;
+
+pub(crate) use os::{
+    close_inherited_fds, for_each_dir_entry, in_spawned_child, pidfd_open, random_bytes,
+    receive_credentials, recv_datagram, set_process_name, unix_stream_socket, DirWatch, HAS_PROCFS,
+    MAX_SOCKET_PATH,
+};
+
+/// The effective user id of this process.
+pub(crate) fn geteuid() -> u32 {
+    rustix::process::geteuid().as_raw()
+}
+
+fn pid(pid: u32) -> io::Result<Pid> {
+    i32::try_from(pid).ok().and_then(Pid::from_raw).ok_or_else(|| Errno::SRCH.into())
+}
+
+/// Whether an error of `kill(2)` means the target is gone. macOS answers EPERM for a zombie
+/// group leader (mirakuru #54, #222).
+fn gone(err: Errno) -> bool {
+    err == Errno::SRCH || (os::EPERM_MAY_MEAN_GONE && err == Errno::PERM)
+}
+
+/// `kill(pid, signal)`; `Ok(false)` if there is no such process.
+pub(crate) fn kill(target: u32, signal: Signal) -> io::Result<bool> {
+    match rustix::process::kill_process(pid(target)?, signal.to_rustix()) {
+        Ok(()) => Ok(true),
+        Err(e) if gone(e) => Ok(false),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// `kill(-pgid, signal)`; `Ok(false)` if there is no such process group.
+pub(crate) fn kill_group(pgid: u32, signal: Signal) -> io::Result<bool> {
+    match rustix::process::kill_process_group(pid(pgid)?, signal.to_rustix()) {
+        Ok(()) => Ok(true),
+        Err(e) if gone(e) => Ok(false),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Whether a process of this pid exists (a zombie included). EPERM: it exists, someone
+/// else's.
+pub(crate) fn process_exists(target: u32) -> bool {
+    let Ok(target) = pid(target) else { return false };
+    !matches!(rustix::process::test_kill_process(target), Err(e) if gone(e))
+}
+
+/// Whether a process group of this id has a member.
+pub(crate) fn group_exists(pgid: u32) -> bool {
+    let Ok(pgid) = pid(pgid) else { return false };
+    !matches!(rustix::process::test_kill_process_group(pgid), Err(e) if gone(e))
+}
+
+/// Sends `signal` to the process a pidfd refers to: unlike `kill(pid)`, this can never reach
+/// a process that took over a recycled pid (pidfd_send_signal(2)). `Ok(false)` if it has
+/// exited.
+pub(crate) fn pidfd_send_signal(pidfd: BorrowedFd<'_>, signal: Signal) -> io::Result<bool> {
+    os::pidfd_send_signal(pidfd, signal)
+}
+
+/// How a child exited, observed without reaping it (`WNOWAIT`): the zombie keeps its pid and
+/// process group reserved, so signals sent to them until we reap cannot reach a stranger.
+/// `Ok(None)` while it runs; `Err` (ECHILD) if it is not, or no longer, ours. Asked through
+/// `pidfd` where there is one: if something else in the program reaped the child, its pid may
+/// already name another child of ours, and waitid(2) by pid would answer for that one.
+pub(crate) fn exit_status_nowait(
+    pid: u32,
+    pidfd: Option<BorrowedFd<'_>>,
+) -> io::Result<Option<ExitStatus>> {
+    let options = WaitIdOptions::EXITED | WaitIdOptions::NOHANG | WaitIdOptions::NOWAIT;
+    Ok(os::waitid(pid, pidfd, options)?.as_ref().map(exit_status))
+}
+
+/// Reaps an exited child (only called once its exit was observed, so it does not block for
+/// long). Through `pidfd` where there is one, so that a pid recycled after something else
+/// reaped our child is never waited for.
+pub(crate) fn reap(pid: u32, pidfd: Option<BorrowedFd<'_>>) -> io::Result<()> {
+    os::waitid(pid, pidfd, WaitIdOptions::EXITED).map(drop)
+}
+
+/// A wait(2) status word rebuilt from waitid(2)'s answer, so that std's `ExitStatus` answers
+/// `code()` and `signal()`.
+fn exit_status(status: &WaitIdStatus) -> ExitStatus {
+    let raw = match (status.exit_status(), status.terminating_signal()) {
+        (Some(code), _) => (code & 0xff) << 8,
+        (None, Some(signal)) if status.dumped() => (signal & 0x7f) | 0x80,
+        (None, Some(signal)) => signal & 0x7f,
+        (None, None) => 0,
+    };
+    ExitStatus::from_raw(raw)
+}
+
+/// Makes an fd non-blocking (the supervisor must never block on a pipe).
+pub(crate) fn set_nonblocking(fd: BorrowedFd<'_>) -> io::Result<()> {
+    let flags = rustix::fs::fcntl_getfl(fd)?;
+    rustix::fs::fcntl_setfl(fd, flags | rustix::fs::OFlags::NONBLOCK)?;
+    Ok(())
+}
+
+/// `read(2)` that returns `Ok(None)` for EAGAIN and retries EINTR.
+pub(crate) fn read_nonblocking(fd: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<Option<usize>> {
+    loop {
+        match rustix::io::read(fd, &mut *buf) {
+            Ok(n) => return Ok(Some(n)),
+            Err(Errno::INTR) => continue,
+            Err(Errno::AGAIN) => return Ok(None),
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
+/// Polls `fds` until one is readable (or hung up) or `timeout` passes (`None`: no limit);
+/// returns which are. EINTR counts as a spurious wake-up. The timeout is kept to the
+/// nanosecond where the OS can (ppoll(2)): probe schedules start at 100 µs, and poll(2)'s
+/// millisecond would make every early probe late.
+pub(crate) fn poll_readable(
+    fds: &[BorrowedFd<'_>],
+    timeout: Option<Duration>,
+) -> io::Result<Vec<bool>> {
+    let mut pollfds: Vec<PollFd<'_>> =
+        fds.iter().map(|fd| PollFd::new(fd, PollFlags::IN)).collect();
+    poll(&mut pollfds, timeout)?;
+    Ok(pollfds.iter().map(|p| !p.revents().is_empty()).collect())
+}
+
+/// poll(2) over prepared `PollFd`s; EINTR counts as nothing ready.
+pub(crate) fn poll(fds: &mut [PollFd<'_>], timeout: Option<Duration>) -> io::Result<usize> {
+    let timeout = timeout.map(|t| Timespec {
+        tv_sec: t.as_secs().min(i32::MAX as u64) as _,
+        tv_nsec: t.subsec_nanos() as _,
+    });
+    match rustix::event::poll(fds, timeout.as_ref()) {
+        Ok(n) => Ok(n),
+        Err(Errno::INTR) => Ok(0),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Connects a unix stream socket to `path` without ever blocking. `Ok` when the connection is
+/// made; otherwise the OS error as is — EAGAIN when the listener's backlog is full (it listens
+/// but would not accept yet), ENOENT when nothing is bound, ECONNREFUSED when nothing listens.
+/// A blocking connect would hang on a full backlog (Python mirakuru's does).
+pub(crate) fn connect_unix_nonblocking(path: &Path) -> io::Result<OwnedFd> {
+    let addr = rustix::net::SocketAddrUnix::new(path)?;
+    let fd = unix_stream_socket()?;
+    rustix::net::connect(&fd, &addr)?;
+    Ok(fd)
+}
+
+/// A self-pipe: one side writes a byte to wake whoever polls the other. Both ends are
+/// non-blocking and close-on-exec, so a spawned service never inherits them.
+#[derive(Debug)]
+pub(crate) struct WakePipe {
+    read: OwnedFd,
+    write: OwnedFd,
+}
+
+impl WakePipe {
+    pub(crate) fn new() -> io::Result<WakePipe> {
+        let (read, write) = std::io::pipe()?;
+        let (read, write) = (OwnedFd::from(read), OwnedFd::from(write));
+        set_nonblocking(read.as_fd())?;
+        set_nonblocking(write.as_fd())?;
+        Ok(WakePipe { read, write })
+    }
+
+    /// Wakes the reader. A full pipe already means "wake up", so EAGAIN is fine.
+    pub(crate) fn wake(&self) {
+        let _ = rustix::io::write(&self.write, &[1u8]);
+    }
+
+    /// Consumes pending wake-ups.
+    pub(crate) fn drain(&self) {
+        let mut buf = [0u8; 64];
+        while let Ok(Some(n)) = read_nonblocking(self.read.as_fd(), &mut buf) {
+            if n < buf.len() {
+                break;
+            }
+        }
+    }
+
+    pub(crate) fn fd(&self) -> BorrowedFd<'_> {
+        self.read.as_fd()
+    }
+}

@@ -1,0 +1,47 @@
+//! The process trees still running, so that the exit hook can stop what tests leaked: an
+//! executor in a static, one passed to `mem::forget`, a shared fixture.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, Once};
+use std::time::Instant;
+
+use super::at_exit::{at_exit, try_lock_briefly};
+use super::tree::Tree;
+
+static LIVE: Mutex<Vec<Arc<Tree>>> = Mutex::new(Vec::new());
+static HOOK: Once = Once::new();
+static EXITING: AtomicBool = AtomicBool::new(false);
+
+pub(super) fn register(tree: Arc<Tree>) {
+    HOOK.call_once(|| at_exit(stop_all_at_exit));
+    LIVE.lock().unwrap_or_else(|p| p.into_inner()).push(tree);
+}
+
+pub(super) fn unregister(tree: &Arc<Tree>) {
+    if EXITING.load(Ordering::Acquire) {
+        return; // the hook owns the list now
+    }
+    LIVE.lock().unwrap_or_else(|p| p.into_inner()).retain(|t| !Arc::ptr_eq(t, tree));
+}
+
+/// At a normal exit, stops what is left, gracefully and all at once, as each executor's own
+/// stop would.
+fn stop_all_at_exit() {
+    EXITING.store(true, Ordering::Release);
+    let trees: Vec<Arc<Tree>> = match try_lock_briefly(&LIVE) {
+        Some(mut live) => std::mem::take(&mut *live),
+        None => return,
+    };
+    let start = Instant::now();
+    for tree in &trees {
+        tree.signal(tree.plan.stop_signal);
+    }
+    for tree in &trees {
+        let deadline =
+            start.checked_add(tree.plan.stop_timeout).unwrap_or_else(super::tree::far_future);
+        if !tree.wait_gone(deadline) {
+            tree.escalate(tree.plan.kill_signal);
+        }
+        tree.finish();
+    }
+}

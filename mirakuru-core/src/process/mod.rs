@@ -1,0 +1,40 @@
+//! Process control: spawning, watching, signalling and reaping process trees, and making sure
+//! none outlives the test binary.
+//!
+//! | file | what |
+//! |---|---|
+//! | `spawn.rs` | a checked command becomes a spawn: one `pre_exec` for services and probes |
+//! | `supervisor.rs` | the one thread that spawns everything and drains output, sees exits |
+//! | `monitor.rs` | what the supervisor saw of one process: output and exit |
+//! | `tree.rs` | a spawned tree as one unit: signal, terminate, reap |
+//! | `liveness.rs` | after ready: which process is the service, and whether it still runs |
+//! | `sweep.rs` | the members of one tree, found in `/proc` |
+//! | `procfs.rs` | reading `/proc` without allocating (the reaper uses it after fork) |
+//! | `reaper.rs` | the process that kills what is left when the binary dies |
+//! | `live.rs`, `at_exit.rs` | what is stopped when the binary exits normally |
+
+mod at_exit;
+mod live;
+mod liveness;
+mod monitor;
+mod procfs;
+mod reaper;
+mod spawn;
+mod supervisor;
+mod sweep;
+mod tree;
+
+pub(crate) use at_exit::at_exit;
+pub(crate) use liveness::{Liveness, Survivors};
+pub(crate) use monitor::Monitor;
+pub(crate) use spawn::{new_marker, Extras};
+pub(crate) use tree::{far_future, Process, StopPlan};
+
+/// The `std::process::Command` of a readiness probe: built like a service's, so it runs in a
+/// session of its own, dies with the test and carries an owner marker for the reaper.
+pub(crate) fn probe_command(
+    command: &crate::command::Command,
+    prepared: &crate::command::Prepared,
+) -> std::io::Result<std::process::Command> {
+    spawn::build(command, prepared, &Extras::default(), &new_marker()?)
+}

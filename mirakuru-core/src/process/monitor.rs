@@ -1,0 +1,114 @@
+//! What the supervisor observed about one process: its output and its exit. Shared between
+//! the supervisor thread, which writes it, and the executor, which waits on it.
+
+use std::io;
+use std::os::fd::BorrowedFd;
+use std::process::ExitStatus;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::Instant;
+
+use crate::output::{Capture, Output, Stream};
+use crate::platform::WakePipe;
+
+#[derive(Debug)]
+pub(crate) struct Monitor {
+    state: Mutex<State>,
+    changed: Condvar,
+    wake: WakePipe,
+}
+
+#[derive(Debug)]
+pub(crate) struct State {
+    pub(crate) stdout: Capture,
+    pub(crate) stderr: Capture,
+    exited: bool,
+    status: Option<ExitStatus>,
+}
+
+impl State {
+    pub(crate) fn capture(&mut self, stream: Stream) -> &mut Capture {
+        match stream {
+            Stream::Stdout => &mut self.stdout,
+            Stream::Stderr => &mut self.stderr,
+        }
+    }
+
+    /// `Some(status)` once the leader has exited; the inner `None` if its status was lost
+    /// because something else reaped it.
+    pub(crate) fn exit(&self) -> Option<Option<ExitStatus>> {
+        self.exited.then_some(self.status)
+    }
+}
+
+impl Monitor {
+    pub(crate) fn new(output_limit: usize) -> io::Result<Arc<Monitor>> {
+        Ok(Arc::new(Monitor {
+            state: Mutex::new(State {
+                stdout: Capture::new(output_limit),
+                stderr: Capture::new(output_limit),
+                exited: false,
+                status: None,
+            }),
+            changed: Condvar::new(),
+            wake: WakePipe::new()?,
+        }))
+    }
+
+    /// The state, also after a panic elsewhere: it holds plain data that stays consistent.
+    pub(crate) fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Something changed: wake the executor's readiness wait and any thread waiting for exit.
+    pub(crate) fn notify(&self) {
+        self.wake.wake();
+        self.changed.notify_all();
+    }
+
+    pub(crate) fn set_exit(&self, status: Option<ExitStatus>) {
+        {
+            let mut state = self.lock();
+            state.exited = true;
+            state.status = status;
+        }
+        self.notify();
+    }
+
+    pub(crate) fn exit(&self) -> Option<Option<ExitStatus>> {
+        self.lock().exit()
+    }
+
+    /// Waits until the leader has exited or `deadline` passes; true if it exited.
+    pub(crate) fn wait_exit_until(&self, deadline: Instant) -> bool {
+        let mut state = self.lock();
+        loop {
+            if state.exited {
+                return true;
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return false;
+            }
+            state = match self.changed.wait_timeout(state, deadline - now) {
+                Ok((s, _)) => s,
+                Err(p) => p.into_inner().0,
+            };
+        }
+    }
+
+    pub(crate) fn output(&self) -> Output {
+        let state = self.lock();
+        let (stdout, stdout_dropped) = state.stdout.kept();
+        let (stderr, stderr_dropped) = state.stderr.kept();
+        Output { stdout, stderr, stdout_dropped, stderr_dropped }
+    }
+
+    /// Readable when something changed since the last [`Monitor::clear_wake`].
+    pub(crate) fn wake_fd(&self) -> BorrowedFd<'_> {
+        self.wake.fd()
+    }
+
+    pub(crate) fn clear_wake(&self) {
+        self.wake.drain();
+    }
+}

@@ -1,0 +1,170 @@
+//! Finding every process of one service's tree, including descendants that left its process
+//! group.
+//!
+//! A service is spawned as a session leader (so its session id and process group id equal its
+//! pid) with an owner marker in its environment. Its tree is then:
+//!
+//! - the leader, and every process in its session or process group — while the leader's pid
+//!   is known to be reserved for it (see `TreeId::number_is_ours`);
+//! - every process whose environment holds the marker, matched *exactly*: Python mirakuru
+//!   matched a substring of the value, so pid `12` also matched `4123:…` and killed other
+//!   workers' services (mirakuru #89, docs/design.md "owner markers");
+//! - the processes adopted as the service's (a pid file's daemon, sd_notify `MAINPID=`, the
+//!   owner of the socket its check reached), while they keep their start time;
+//! - transitively, the children of all of these and the members of any session or group they
+//!   lead — that catches a double-forked daemon (`setsid`, new session) whose environment was
+//!   overwritten by its process title (nginx and PostgreSQL do that), as long as one of its
+//!   ancestors was found while alive.
+//!
+//! Only processes of our own effective user are considered (as root, every user's: services
+//! may run as another user).
+
+use super::procfs::{self, close_over_descendants, environ_match, ProcInfo, Scratch};
+use crate::platform;
+
+/// The name of the environment variable that marks a service's tree.
+pub(crate) const MARKER_VAR: &str = "MIRAKURU_OWNER";
+
+/// Everything needed to recognise the members of one service's tree.
+#[derive(Debug, Clone)]
+pub(crate) struct TreeId {
+    /// The spawned process: session leader and process group leader.
+    pub(crate) leader: u32,
+    /// Its start time (0 if unknown), to tell it from a process that was given its pid.
+    pub(crate) leader_start: u64,
+    /// Whether the leader's pid — and so its session and group number — is still reserved
+    /// for it: it runs, or is our unreaped zombie. Once something else has reaped it, the
+    /// number may be handed to a stranger, who may lead a session of that number in turn.
+    pub(crate) number_is_ours: bool,
+    /// `MIRAKURU_OWNER=<owner pid>:<random>` as bytes.
+    pub(crate) marker_entry: Vec<u8>,
+    /// The users whose processes may belong to the tree: ours, and the one the service runs
+    /// as; empty for root, which owns them all. Processes of other users are never considered.
+    pub(crate) uids: Vec<u32>,
+    /// How many processes the system had forked when the leader was spawned (`/proc/stat`).
+    pub(crate) forks_at_spawn: Option<u64>,
+    /// Processes adopted as the service's, with the start time seen when they were.
+    pub(crate) adopted: Vec<(u32, u64)>,
+}
+
+/// The current members of a tree (never including the calling process), with their start
+/// times so that a signal can be checked against pid reuse.
+pub(crate) fn tree_members(tree: &TreeId) -> Vec<ProcInfo> {
+    // One sweep is a snapshot that can miss a process born after its listing of `/proc`: a
+    // launcher's intermediate process forks the daemon and exits, and if it is exiting by the
+    // time its environment is read, neither it nor the daemon is found. The tree then looks
+    // empty while the daemon runs, and "empty" is final for the callers (a launcher "left
+    // nothing", a stop is complete); seen under load. A process that vanished while the sweep
+    // read it may have left such a child: when nothing but the leader was found, sweep once
+    // more — the child was forked before its parent began to exit, so this listing has it,
+    // and its pid is larger than its parent's, so only those need reading. A non-empty answer
+    // needs no second look: the callers sweep again when the members found exit.
+    let (mut members, vanished) = sweep_tree(tree, 0);
+    if let Some(oldest) = vanished {
+        if members.iter().all(|p| p.pid == tree.leader) {
+            let (more, _) = sweep_tree(tree, oldest);
+            members.extend(more.into_iter().filter(|p| p.pid != tree.leader));
+        }
+    }
+    members
+}
+
+/// One sweep for [`tree_members`], reading only pids from `at_least` up when pids cannot have
+/// wrapped around; also gives the smallest pid that vanished while it was read.
+fn sweep_tree(tree: &TreeId, at_least: u32) -> (Vec<ProcInfo>, Option<u32>) {
+    let me = std::process::id();
+    let mut infos = Vec::with_capacity(64);
+    let mut scratch = Box::new(Scratch::new());
+    // Every member was created after the leader, and — unless pids have wrapped around
+    // since — has a larger pid. Skipping the older processes matters: reading one
+    // /proc/<pid>/stat costs about 10 µs, and a stop reads the tree twice.
+    let min_pid =
+        if no_wrap_since(tree.leader, tree.forks_at_spawn) { tree.leader.max(at_least) } else { 0 };
+    procfs::for_each_process(&mut scratch, &tree.uids, min_pid, |info| {
+        if info.pid != me {
+            infos.push(info);
+        }
+    });
+    // The kernel never recycles a pid still used as a session or group id, so while the
+    // leader's number is reserved, whatever is in its session or group is ours.
+    let by_number = tree.number_is_ours
+        && !infos.iter().any(|p| p.pid == tree.leader && p.start_time != tree.leader_start);
+    let mut selected: Vec<bool> = infos
+        .iter()
+        .map(|p| {
+            (by_number && (p.pid == tree.leader || p.sid == tree.leader || p.pgid == tree.leader))
+                || tree.adopted.iter().any(|&(pid, start)| pid == p.pid && start == p.start_time)
+        })
+        .collect();
+    let mut vanished: Option<u32> = None;
+    for (i, p) in infos.iter().enumerate() {
+        if selected[i] {
+            continue;
+        }
+        match environ_match(p.pid, &tree.marker_entry, true) {
+            Some(found) => selected[i] = found,
+            // No environment: exiting (its memory is gone before it turns zombie), or a
+            // kernel thread, which has none ever (all are children of kthreadd, pid 2).
+            None if p.pid != 2 && p.ppid != 2 => {
+                vanished = Some(vanished.map_or(p.pid, |v| v.min(p.pid)));
+            }
+            None => {}
+        }
+    }
+    close_over_descendants(&infos, &mut selected);
+    let members = infos.into_iter().zip(selected).filter_map(|(p, sel)| sel.then_some(p));
+    (members.collect(), vanished)
+}
+
+/// Whether every process created since the leader was spawned has a larger pid than it.
+///
+/// Pids are handed out upwards from the last one given, skipping those in use, and wrap
+/// around at `pid_max`. Each fork moves that cursor up by one at least, so a cursor that went
+/// round and came back above the leader moved almost `pid_max` places while the system forked
+/// no more processes than the distance it now stands above the leader — possible only with
+/// nearly every pid in use, which we rule out. When in doubt, the answer is no and the caller
+/// reads every process. Were a wrap ever missed, a leftover would still be killed by the
+/// reaper when the binary exits.
+fn no_wrap_since(leader: u32, forks_at_spawn: Option<u64>) -> bool {
+    let read = |path: &str| std::fs::read_to_string(path).ok();
+    let (Some(then), Some(now)) = (forks_at_spawn, forks_since_boot()) else { return false };
+    let Some(last) =
+        read("/proc/sys/kernel/ns_last_pid").and_then(|s| s.trim().parse::<u64>().ok())
+    else {
+        return false;
+    };
+    // The fourth field of loadavg is "runnable/total" scheduling entities: the pids in use.
+    let in_use = read("/proc/loadavg")
+        .and_then(|s| s.split_whitespace().nth(3)?.split_once('/')?.1.parse::<u64>().ok())
+        .unwrap_or(u64::MAX);
+    let leader = u64::from(leader);
+    last >= leader && now.saturating_sub(then) <= last - leader + 1 && in_use < pid_max() / 2
+}
+
+/// How many processes (and threads) the system has forked since boot: `processes` in
+/// `/proc/stat` (proc_stat(5)). Counted across all pid namespaces, so it can only overstate
+/// the pids used in ours — the safe direction.
+pub(crate) fn forks_since_boot() -> Option<u64> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    stat.lines().find_map(|line| line.strip_prefix("processes ")?.trim().parse().ok())
+}
+
+/// `/proc/sys/kernel/pid_max`, read once.
+pub(crate) fn pid_max() -> u64 {
+    static PID_MAX: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    *PID_MAX.get_or_init(|| {
+        std::fs::read_to_string("/proc/sys/kernel/pid_max")
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or(32768)
+    })
+}
+
+/// The start time of a live process, used to recognise it later. Without `/proc` there is
+/// none to compare, and every process counts as the one first seen (0).
+pub(crate) fn start_time(pid: u32) -> Option<u64> {
+    if !platform::HAS_PROCFS {
+        return platform::process_exists(pid).then_some(0);
+    }
+    procfs::proc_info(pid, &[]).map(|p| p.start_time)
+}

@@ -1,0 +1,369 @@
+//! A running process tree as one unit: spawned through the supervisor, signalled as a whole
+//! (group, session, marked and adopted processes and their descendants), torn down with a
+//! grace period and escalation, and reaped.
+
+use std::io;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::process::{ChildStdin, ExitStatus};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use super::monitor::Monitor;
+use super::procfs::ProcInfo;
+use super::spawn::{self, Extras};
+use super::sweep::{self, TreeId, MARKER_VAR};
+use super::{live, supervisor};
+use crate::command::{Command, Prepared};
+use crate::platform;
+use crate::signal::Signal;
+
+/// How long processes sent SIGKILL may take to die: at once, unless stuck in the kernel
+/// (uninterruptible sleep); a stop must never hang on them.
+const KILL_WAIT: Duration = Duration::from_secs(5);
+
+/// How long a kill signal other than SIGKILL is given before SIGKILL follows: the stop
+/// timeout is already spent, and a stop must not overrun it by more than this.
+const KILL_SIGNAL_GRACE: Duration = Duration::from_millis(100);
+
+/// How to end a tree when the test binary exits with it still running.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct StopPlan {
+    pub(crate) stop_signal: Signal,
+    pub(crate) kill_signal: Signal,
+    pub(crate) stop_timeout: Duration,
+}
+
+/// The part of a process tree that the exit hook needs too.
+#[derive(Debug)]
+pub(crate) struct Tree {
+    id: Mutex<TreeId>,
+    pub(crate) monitor: Arc<Monitor>,
+    pub(crate) plan: StopPlan,
+    supervisor_id: u64,
+    reaped: AtomicBool,
+    /// A pidfd of the leader (Linux), opened at spawn: its pid may be recycled once something
+    /// other than us reaped it, the pidfd always names the process we spawned.
+    leader_fd: Option<OwnedFd>,
+}
+
+/// A spawned, not yet reaped process tree.
+#[derive(Debug)]
+pub(crate) struct Process {
+    pub(crate) pid: u32,
+    pub(crate) spawned_at: Instant,
+    tree: Arc<Tree>,
+    /// Held open for `Stdin::Open`; closed when the process is dropped.
+    _stdin: Option<ChildStdin>,
+}
+
+/// How a tree ended.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Ended {
+    /// How the leader ended (`None` if its status was lost).
+    pub(crate) status: Option<ExitStatus>,
+    /// Whether the tree ended within the grace period, without escalation.
+    pub(crate) graceful: bool,
+}
+
+impl Process {
+    /// Spawns `prepared` as described by `command`, from the supervisor thread.
+    pub(crate) fn spawn(
+        command: &Command,
+        prepared: &Prepared,
+        extras: &Extras,
+        monitor: Arc<Monitor>,
+        plan: StopPlan,
+    ) -> io::Result<Process> {
+        let marker = spawn::new_marker()?;
+        let cmd = spawn::build(command, prepared, extras, &marker)?;
+        // Before the spawn: the count must not include the service's own forks.
+        let forks_at_spawn = sweep::forks_since_boot();
+        let supervisor = supervisor::get()?;
+        // Only our own processes are ever considered. Root owns them all: its services may
+        // run as another user (`Executor::user`), and their workers too (nginx's `nobody`).
+        let me = platform::geteuid();
+        let uids = if me == 0 { Vec::new() } else { vec![me] };
+        let spawned_at = Instant::now();
+        let spawned = supervisor.spawn(cmd, Arc::clone(&monitor))?;
+        // Opened first: the leader is our unreaped child, so the pid still names it.
+        let leader_fd = platform::pidfd_open(spawned.pid);
+        let leader_start = sweep::start_time(spawned.pid).unwrap_or(0);
+        let id = TreeId {
+            leader: spawned.pid,
+            leader_start,
+            number_is_ours: true,
+            marker_entry: format!("{MARKER_VAR}={marker}").into_bytes(),
+            uids,
+            forks_at_spawn,
+            adopted: Vec::new(),
+        };
+        let tree = Arc::new(Tree {
+            id: Mutex::new(id),
+            monitor,
+            plan,
+            supervisor_id: spawned.id,
+            reaped: AtomicBool::new(false),
+            leader_fd,
+        });
+        live::register(Arc::clone(&tree));
+        Ok(Process { pid: spawned.pid, spawned_at, tree, _stdin: spawned.stdin })
+    }
+
+    pub(crate) fn monitor(&self) -> &Arc<Monitor> {
+        &self.tree.monitor
+    }
+
+    /// Counts `pid` as part of the tree (a daemon the service reported, e.g. in its pid
+    /// file), as long as it keeps its current start time. Refuses pids older than the tree,
+    /// which cannot have been started by it.
+    pub(crate) fn adopt(&self, pid: u32) -> bool {
+        let Some(start) = sweep::start_time(pid) else {
+            return false;
+        };
+        let mut id = self.tree.id();
+        if start < id.leader_start {
+            return false;
+        }
+        if !id.adopted.iter().any(|&(p, _)| p == pid) {
+            id.adopted.push((pid, start));
+        }
+        true
+    }
+
+    /// Takes in what the process has written so far (see `Supervisor::drain`).
+    pub(crate) fn drain_output(&self) {
+        if let Ok(supervisor) = supervisor::get() {
+            supervisor.drain(self.tree.supervisor_id);
+        }
+    }
+
+    /// How the leader exited, if it has — asked of the kernel when the supervisor has not
+    /// recorded the exit yet, so that a caller who saw the process die is never told it runs.
+    pub(crate) fn exit_now(&self) -> Option<Option<ExitStatus>> {
+        if let Some(exit) = self.tree.monitor.exit() {
+            return Some(exit);
+        }
+        match platform::exit_status_nowait(self.pid, self.tree.leader_fd()) {
+            Ok(Some(status)) => Some(Some(status)),
+            _ => None,
+        }
+    }
+
+    /// Whether the leader still runs.
+    pub(crate) fn leader_running(&self) -> bool {
+        self.exit_now().is_none()
+    }
+
+    /// Whether any process of the tree still runs.
+    pub(crate) fn alive(&self) -> bool {
+        self.leader_running() || self.tree.any_member_alive()
+    }
+
+    /// The pids of the processes of the tree that run now, the leader first if it runs.
+    pub(crate) fn tree_pids(&self) -> Vec<u32> {
+        let mut pids: Vec<u32> = self.tree.members().iter().map(|p| p.pid).collect();
+        pids.sort_by_key(|&p| p != self.pid);
+        pids
+    }
+
+    /// pidfds of the processes of the tree other than the leader, to wait for their exits.
+    pub(crate) fn member_pidfds(&self) -> Vec<OwnedFd> {
+        self.tree
+            .members()
+            .into_iter()
+            .filter(|p| p.pid != self.pid)
+            .filter_map(|p| platform::pidfd_open(p.pid))
+            .collect()
+    }
+
+    /// Sends `signal` to every process of the tree.
+    pub(crate) fn signal(&self, signal: Signal) {
+        self.tree.signal(signal);
+    }
+
+    /// Stops the tree: `first` to every process, up to `grace` for all of them to exit, then
+    /// `then` (and, if even that is ignored, SIGKILL). Reaps the leader and returns how it
+    /// ended, and whether the tree ended within the grace period.
+    pub(crate) fn terminate(self, first: Signal, grace: Duration, then: Signal) -> Ended {
+        let graceful = self.tree.terminate(first, grace, then);
+        let status = self.tree.finish();
+        Ended { status, graceful }
+    }
+}
+
+impl Drop for Process {
+    /// A `Process` is consumed by [`Process::terminate`]; one dropped otherwise (a panic in
+    /// the middle of a start) must not leave its tree behind.
+    fn drop(&mut self) {
+        if !self.tree.reaped.load(Ordering::Acquire) {
+            self.tree.terminate(Signal::SIGKILL, Duration::from_secs(5), Signal::SIGKILL);
+            self.tree.finish();
+        }
+    }
+}
+
+impl Tree {
+    fn id(&self) -> MutexGuard<'_, TreeId> {
+        self.id.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn leader(&self) -> u32 {
+        self.id().leader
+    }
+
+    /// The leader is ours to signal by pid while it is unreaped: even as a zombie it holds its
+    /// pid and process group id, so they cannot name a stranger. If something else reaped it,
+    /// only pidfd-checked signals are safe. Asked through the leader's pidfd: asked by pid, a
+    /// recycled pid that now names another child of ours (another service) would answer.
+    fn leader_is_ours(&self) -> bool {
+        !self.reaped.load(Ordering::Acquire)
+            && platform::exit_status_nowait(self.leader(), self.leader_fd()).is_ok()
+    }
+
+    fn leader_fd(&self) -> Option<BorrowedFd<'_>> {
+        self.leader_fd.as_ref().map(AsFd::as_fd)
+    }
+
+    pub(crate) fn members(&self) -> Vec<ProcInfo> {
+        let id = {
+            let mut id = self.id();
+            // Its exit was seen without a status: something else reaped the leader, and its
+            // number may already be a stranger's session or group.
+            if matches!(self.monitor.exit(), Some(None)) {
+                id.number_is_ours = false;
+            }
+            id.clone()
+        };
+        sweep::tree_members(&id)
+    }
+
+    fn any_member_alive(&self) -> bool {
+        let leader = self.leader();
+        if platform::HAS_PROCFS {
+            self.members().iter().any(|p| p.pid != leader)
+        } else {
+            self.leader_is_ours() && platform::group_exists(leader)
+        }
+    }
+
+    pub(crate) fn signal(&self, signal: Signal) {
+        let leader = self.leader();
+        if self.leader_is_ours() {
+            match self.leader_fd() {
+                Some(fd) => drop(platform::pidfd_send_signal(fd, signal)),
+                None => drop(platform::kill(leader, signal)),
+            }
+            let _ = platform::kill_group(leader, signal);
+        }
+        for member in self.members() {
+            if member.pid != leader {
+                signal_checked(member, signal);
+            }
+        }
+    }
+
+    /// Waits until every process of the tree has exited, or `deadline`.
+    pub(crate) fn wait_gone(&self, deadline: Instant) -> bool {
+        if !self.monitor.wait_exit_until(deadline) {
+            return false;
+        }
+        let leader = self.leader();
+        let mut pause = Duration::from_micros(200);
+        loop {
+            let members: Vec<_> = self.members().into_iter().filter(|p| p.pid != leader).collect();
+            let group_alive =
+                !platform::HAS_PROCFS && self.leader_is_ours() && platform::group_exists(leader);
+            if members.is_empty() && !group_alive {
+                return true;
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return false;
+            }
+            // Wait for any of them to exit, through pidfds where the OS has them; re-sweep at
+            // least every 100 ms for processes forked meanwhile.
+            let pidfds: Vec<_> =
+                members.iter().filter_map(|p| platform::pidfd_open(p.pid)).collect();
+            let wait = (deadline - now).min(Duration::from_millis(100));
+            if pidfds.is_empty() {
+                std::thread::sleep(pause.min(wait));
+                pause = (pause * 2).min(Duration::from_millis(10));
+            } else {
+                let fds: Vec<_> = pidfds.iter().map(AsFd::as_fd).collect();
+                let _ = platform::poll_readable(&fds, Some(wait));
+            }
+        }
+    }
+
+    /// `first`, up to `grace` for the tree to go, then `then` — and if `then` is not SIGKILL
+    /// and the tree outlives it briefly, SIGKILL. True if it went within the grace period.
+    pub(crate) fn terminate(&self, first: Signal, grace: Duration, then: Signal) -> bool {
+        // The grace period starts with the signal, not after the sweep that follows it.
+        let deadline = Instant::now().checked_add(grace);
+        self.signal(first);
+        if self.wait_gone(deadline.unwrap_or_else(far_future)) {
+            return true;
+        }
+        self.escalate(then);
+        false
+    }
+
+    /// After the grace period: `then`, and SIGKILL if the tree ignores it.
+    pub(crate) fn escalate(&self, then: Signal) {
+        self.signal(then);
+        if then == Signal::SIGKILL {
+            self.wait_gone(Instant::now() + KILL_WAIT);
+        } else if !self.wait_gone(Instant::now() + KILL_SIGNAL_GRACE) {
+            self.signal(Signal::SIGKILL);
+            self.wait_gone(Instant::now() + KILL_WAIT);
+        }
+    }
+
+    /// Reaps the leader and forgets the tree everywhere. Idempotent.
+    pub(crate) fn finish(self: &Arc<Self>) -> Option<ExitStatus> {
+        let status = self.monitor.exit().flatten();
+        if self.reaped.swap(true, Ordering::AcqRel) {
+            return status;
+        }
+        let leader = self.leader();
+        // Only an exit observed with its status is ours to reap: a lost status means something
+        // else reaped the leader, and its pid may be another child of ours by now (waiting for
+        // it would block until that one exits, and take its status). Through the pidfd, a
+        // reap after the observation by someone else is answered ECHILD.
+        if matches!(self.monitor.exit(), Some(Some(_))) {
+            let _ = platform::reap(leader, self.leader_fd());
+        }
+        if let Ok(supervisor) = supervisor::get() {
+            supervisor.release(self.supervisor_id);
+            if let Some(reaper) = supervisor.reaper() {
+                reaper.forget(leader);
+            }
+        }
+        live::unregister(self);
+        status
+    }
+}
+
+/// An instant no deadline reaches: "no limit", for durations too large to add to now.
+pub(crate) fn far_future() -> Instant {
+    let now = Instant::now();
+    // About 30 years: more than any test runs, and never an overflow.
+    now.checked_add(Duration::from_secs(1 << 30)).unwrap_or(now)
+}
+
+/// Signals a swept process unless its pid now names another process.
+fn signal_checked(member: ProcInfo, signal: Signal) {
+    match platform::pidfd_open(member.pid) {
+        Some(fd) => {
+            if sweep::start_time(member.pid) == Some(member.start_time) {
+                let _ = platform::pidfd_send_signal(fd.as_fd(), signal);
+            }
+        }
+        None => {
+            if !platform::HAS_PROCFS || sweep::start_time(member.pid) == Some(member.start_time) {
+                let _ = platform::kill(member.pid, signal);
+            }
+        }
+    }
+}
