@@ -1,6 +1,6 @@
 //! The stopped scope: a service taken down for a while and started again afterwards, ready —
 //! also when the code in between panics (Python mirakuru's `stopped()` did not restart on an
-//! exception, and raised when the service was not running; mirakuru #1119).
+//! exception, and raised when the service was not running; docs/design.md §2.16.7).
 
 use std::fmt;
 

@@ -169,7 +169,7 @@ pub(crate) fn for_each_dir_entry(dir: BorrowedFd<'_>, mut f: impl FnMut(&[u8])) 
 }
 
 /// Events on one file name in one directory: inotify, set up before the spawn, so a file
-/// created early is not missed (readiness.md §6). `None` where it cannot be set up (a file
+/// created early is not missed (docs/design.md §5). `None` where it cannot be set up (a file
 /// system without inotify, exhausted `max_user_watches`): callers then poll on a schedule.
 #[derive(Debug)]
 pub(crate) struct DirWatch {

@@ -8,7 +8,7 @@
 //!   is known to be reserved for it (see `TreeId::number_is_ours`);
 //! - every process whose environment holds the marker, matched *exactly*: Python mirakuru
 //!   matched a substring of the value, so pid `12` also matched `4123:…` and killed other
-//!   workers' services (mirakuru #89, docs/design.md "owner markers");
+//!   workers' services (docs/design.md §2.15);
 //! - the processes adopted as the service's (a pid file's daemon, sd_notify `MAINPID=`, the
 //!   owner of the socket its check reached), while they keep their start time;
 //! - transitively, the children of all of these and the members of any session or group they

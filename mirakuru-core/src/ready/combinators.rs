@@ -5,7 +5,7 @@
 //! the time to ready; each part asks for its own wake-ups (its fds, its next attempt) and the
 //! wait wakes for any of them. testcontainers-go's `ForAll` runs its parts in sequence, and
 //! its `ForAny` fails at the first failure; composite timeouts needed three modes in
-//! testcontainers-java (readiness.md §1, §8.3). Here: the startup timeout bounds everything,
+//! testcontainers-java (docs/design.md §6). Here: the startup timeout bounds everything,
 //! and [`with_timeout`] bounds one part.
 
 use std::time::{Duration, Instant};

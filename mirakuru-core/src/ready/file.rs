@@ -1,8 +1,8 @@
 //! Ready when a file says so: it exists, and its content (or one of its lines) matches a
 //! regex. PostgreSQL rewrites line 8 of `postmaster.pid` in place from `starting` to `ready`
 //! once it accepts connections — what `pg_ctl -w` waits for, with no network and no
-//! authentication (readiness.md §7). The file's directory is watched with inotify, so every
-//! write is seen when it happens (readiness.md §6: IN_MODIFY / IN_CLOSE_WRITE / IN_MOVED_TO).
+//! authentication (docs/design.md §4). The file's directory is watched with inotify, so every
+//! write is seen when it happens (docs/design.md §5: IN_MODIFY / IN_CLOSE_WRITE / IN_MOVED_TO).
 
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};

@@ -1,6 +1,6 @@
 //! Which TCP ports the service's own processes listen on, read from `/proc` without connecting:
 //! the socket inodes in `/proc/<pid>/fd` matched against the rows in state LISTEN of
-//! `/proc/<pid>/net/tcp` and `tcp6` (readiness.md §6: how testcontainers-go and -java check
+//! `/proc/<pid>/net/tcp` and `tcp6` (docs/design.md §5: how testcontainers-go and -java check
 //! "is it listening" inside a container). It discovers the port of a service started on port
 //! 0 — so no test has to guess a free port and race others for it — and tells a listener of
 //! the service from a foreign process answering on the same port (docker-proxy, moby#16976; an

@@ -443,7 +443,7 @@ impl<'a> Context<'a> {
 /// The schedule of a probe that has no event to wait for (a TCP connect, an HTTP request, a
 /// custom closure): first after 100 µs, then 1.5 times longer each time, at most 1 ms apart
 /// during the first second — most services are ready within it and a refused loopback connect
-/// costs ~30 µs (reference: readiness.md §6) — and at most 10 ms apart after that.
+/// costs ~30 µs (docs/design.md §5) — and at most 10 ms apart after that.
 #[derive(Debug, Clone)]
 pub struct Backoff {
     started: Instant,

@@ -2,10 +2,10 @@
 //! datagram socket whose path the service finds in `NOTIFY_SOCKET`, each datagram a list of
 //! `KEY=VALUE` lines. PostgreSQL (built `--with-systemd`, as Debian's is) sends `READY=1` by
 //! itself when the variable is set; Redis does with `--supervised systemd`; so do MariaDB,
-//! HAProxy (`-Ws`), PgBouncer and others (readiness.md §4.1). No polling, no guessing: the
+//! HAProxy (`-Ws`), PgBouncer and others (docs/design.md §4). No polling, no guessing: the
 //! server announces the moment it is ready.
 //!
-//! The receiver follows readiness.md §4.4, validated against redis and PostgreSQL:
+//! The receiver follows docs/design.md §4, validated against redis and PostgreSQL:
 //! the socket lives in a private (0700) directory; `SO_PASSCRED` makes the kernel attach the
 //! sender's pid to each datagram, and only processes of the service's tree are listened to
 //! (any of them: `systemd-notify` reports on behalf of its parent, a server may notify from a

@@ -2,7 +2,7 @@
 //! content is checked: a pid file left by an earlier run is reported as stale instead of
 //! "already running" (Python mirakuru only tested that the file exists), and more of its
 //! content can be required (PostgreSQL's `postmaster.pid` says `ready` on its line 8): a pid
-//! file can be written before the service is ready (VTest#41, readiness.md §4.2).
+//! file can be written before the service is ready (VTest#41, docs/design.md §4).
 
 use std::path::{Path, PathBuf};
 

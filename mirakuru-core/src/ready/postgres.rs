@@ -1,6 +1,6 @@
 //! Ready when PostgreSQL accepts a connection, decided as `pg_isready` decides it, without a
 //! client library: send a protocol 3.0 StartupMessage and read the first answer, like libpq's
-//! `internal_ping` (`PQpingParams`) reads it (readiness.md §7):
+//! `internal_ping` (`PQpingParams`) reads it (docs/design.md §4):
 //!
 //! - an AuthenticationRequest (`R`), whatever the method, or any other sign of a live server:
 //!   ready (PQPING_OK) — a server that asks for a password is up;

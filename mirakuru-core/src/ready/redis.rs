@@ -1,7 +1,7 @@
 //! Ready when Redis answers `PING` with `PONG`. A TCP connect is not enough: Redis accepts
 //! connections while it loads its dataset and answers every command with
 //! `-LOADING Redis is loading the dataset in memory` until it is done (redis `server.c`,
-//! `shared.loadingerr`; readiness.md §7).
+//! `shared.loadingerr`; docs/design.md §4).
 
 use std::path::PathBuf;
 use std::time::Duration;
