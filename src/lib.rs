@@ -1,26 +1,6 @@
-//! Start the processes a test depends on — databases, servers, daemons — block until each is
-//! really ready, and tear the whole process tree down afterwards. The Rust counterpart of
-//! Python's [mirakuru](https://github.com/dbfixtures/mirakuru).
-//!
-//! ```no_run
-//! # fn main() -> Result<(), mirakuru::Error> {
-//! use mirakuru::TcpExecutor;
-//! use std::time::Duration;
-//!
-//! let mut redis = TcpExecutor::new("redis-server --port 6390 --save ''", "127.0.0.1", 6390)
-//!     .timeout(Duration::from_secs(10)); // startup deadline
-//! redis.start()?; // returns once the port accepts connections
-//! assert!(redis.running());
-//! mirakuru::stopped!(redis, {
-//!     // redis is down in here; restarted and ready again after the block, even on panic
-//!     assert!(!redis.running());
-//! });
-//! redis.stop()?; // stop signal to the tree, grace, then kill
-//! # Ok(()) }
-//! ```
-//!
-//! See the [`mirakuru_core`] documentation for how readiness and teardown work.
-
+#![doc = include_str!("../README.md")]
+// The README shows tests as users write them, with `#[test]`; as doctests they only compile.
+#![allow(clippy::test_attr_in_doctest)]
 #![warn(missing_docs, missing_debug_implementations, rust_2018_idioms, unreachable_pub)]
 
 #[doc(inline)]
