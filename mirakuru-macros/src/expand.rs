@@ -10,13 +10,14 @@ use syn::punctuated::Punctuated;
 use syn::spanned::Spanned;
 use syn::{Attribute, Ident, LitStr, ReturnType, Type};
 
+use crate::args;
+use crate::ast::{self, Item, SharedStatic, TestFn};
 use crate::errors::Errors;
-use crate::parse::{self, Item, SharedStatic, TestFn};
 use crate::validate::{self, Anchor, Binding, Cmd, Def, HttpTarget, Port, Readiness, Status};
 
 /// `#[mirakuru::fixture(args)] item`.
 pub(crate) fn fixture(args: TokenStream, item: TokenStream) -> TokenStream {
-    match parse::item(item.clone()) {
+    match ast::item(item.clone()) {
         Ok(Item::Fn(f)) => test_fn(args, f),
         Ok(Item::Static(s)) => shared_static(args, s),
         Ok(Item::Other { attrs, rest, keyword }) => other_item(attrs, rest, &keyword),
@@ -38,12 +39,12 @@ fn fixtures(
     errors: &mut Errors,
 ) -> Vec<Option<Def>> {
     let mut defs = Vec::with_capacity(1 + stacked.len());
-    let (ours, parse_errors) = parse::args(args);
+    let (ours, parse_errors) = args::args(args);
     errors.extend(parse_errors);
     defs.push(validate::fixture(&ours, &Anchor::CallSite, default_name, errors));
     for attr in stacked {
-        let def = errors.take(parse::attr_args(attr)).and_then(|tokens| {
-            let (args, parse_errors) = parse::args(tokens);
+        let def = errors.take(args::attr_args(attr)).and_then(|tokens| {
+            let (args, parse_errors) = args::args(tokens);
             errors.extend(parse_errors);
             validate::fixture(&args, &Anchor::Attr(attr), default_name, errors)
         });
@@ -55,7 +56,7 @@ fn fixtures(
 fn test_fn(args: TokenStream, f: TestFn) -> TokenStream {
     let TestFn { attrs, vis, sig, body } = f;
     let (stacked, attrs): (Vec<Attribute>, Vec<Attribute>) =
-        attrs.into_iter().partition(parse::is_fixture_attr);
+        attrs.into_iter().partition(args::is_fixture_attr);
     let mut errors = Errors::default();
     let defs: Option<Vec<Def>> = fixtures(args, &stacked, None, &mut errors).into_iter().collect();
     let bindings = defs.as_ref().and_then(|defs| {
@@ -210,7 +211,7 @@ fn mentions_impl(ty: &Type) -> bool {
 fn shared_static(args: TokenStream, s: SharedStatic) -> TokenStream {
     let SharedStatic { attrs, vis, static_token, mutability, ident, ty, init, semi_token } = s;
     let (stacked, attrs): (Vec<Attribute>, Vec<Attribute>) =
-        attrs.into_iter().partition(parse::is_fixture_attr);
+        attrs.into_iter().partition(args::is_fixture_attr);
     let mut errors = Errors::default();
     let default_name = ident.unraw().to_string().to_lowercase();
     let def = fixtures(args, &[], Some(&default_name), &mut errors).into_iter().next().flatten();
@@ -255,7 +256,7 @@ fn shared_static(args: TokenStream, s: SharedStatic) -> TokenStream {
 }
 
 fn other_item(attrs: Vec<Attribute>, rest: TokenStream, keyword: &TokenTree) -> TokenStream {
-    let attrs = attrs.iter().filter(|a| !parse::is_fixture_attr(a));
+    let attrs = attrs.iter().filter(|a| !args::is_fixture_attr(a));
     let error = syn::Error::new_spanned(
         keyword,
         format!(

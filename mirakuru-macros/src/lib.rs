@@ -9,9 +9,10 @@
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
+mod args;
+mod ast;
 mod errors;
 mod expand;
-mod parse;
 mod validate;
 
 use proc_macro::TokenStream;

@@ -10,8 +10,8 @@ use proc_macro2::{Span, TokenStream, TokenTree};
 use syn::ext::IdentExt;
 use syn::{Attribute, FnArg, Ident, LitBool, LitStr, Pat, Signature, Type};
 
+use crate::args::{Arg, Value};
 use crate::errors::Errors;
-use crate::parse::{Arg, Value};
 
 /// A fixture's description, checked.
 pub(crate) struct Def {
@@ -1532,7 +1532,7 @@ mod tests {
     use quote::quote;
 
     fn check(tokens: TokenStream) -> Result<Def, Vec<String>> {
-        let (args, parse_errors) = crate::parse::args(tokens);
+        let (args, parse_errors) = crate::args::args(tokens);
         let mut errors = Errors::default();
         errors.extend(parse_errors);
         let def = fixture(&args, &Anchor::CallSite, None, &mut errors);
@@ -1609,7 +1609,7 @@ mod tests {
     #[test]
     fn a_static_names_the_fixture_unless_name_is_given() {
         let name = |tokens| {
-            let (args, _) = crate::parse::args(tokens);
+            let (args, _) = crate::args::args(tokens);
             fixture(&args, &Anchor::CallSite, Some("redis"), &mut Errors::default()).map(|d| d.name)
         };
         assert_eq!(name(quote!(cmd = "redis-server")).as_deref(), Some("redis"));
