@@ -185,21 +185,6 @@ fn value(trees: Vec<TokenTree>, errors: &mut Errors) -> Value {
     }
 }
 
-/// Whether `attr` is a `#[mirakuru::fixture(...)]`, `#[::mirakuru::fixture(...)]` or
-/// `#[fixture(...)]` (with arguments: a bare `#[fixture]` is rstest's).
-pub(crate) fn is_fixture_attr(attr: &Attribute) -> bool {
-    if !matches!(attr.style, syn::AttrStyle::Outer) {
-        return false;
-    }
-    let path = attr.path();
-    let segments: Vec<String> = path.segments.iter().map(|s| s.ident.unraw().to_string()).collect();
-    match segments.as_slice() {
-        [a, b] => a == "mirakuru" && b == "fixture",
-        [a] => a == "fixture" && path.leading_colon.is_none() && matches!(attr.meta, Meta::List(_)),
-        _ => false,
-    }
-}
-
 /// The argument tokens of a stacked fixture attribute.
 pub(crate) fn attr_args(attr: &Attribute) -> syn::Result<TokenStream> {
     match &attr.meta {
@@ -293,19 +278,5 @@ mod tests {
             messages(quote!(args = ["a",, "b"])),
             ["unexpected `,`: a list is written `[a, b]`"]
         );
-    }
-
-    #[test]
-    fn recognises_fixture_attributes_by_path() {
-        let attrs: Vec<Attribute> = syn::parse_quote!(
-            #[mirakuru::fixture(cmd = "a")]
-            #[::mirakuru::fixture(cmd = "b")]
-            #[fixture(cmd = "c")]
-            #[fixture]
-            #[rstest::fixture]
-            #[test]
-        );
-        let found: Vec<bool> = attrs.iter().map(is_fixture_attr).collect();
-        assert_eq!(found, [true, true, true, false, false, false]);
     }
 }

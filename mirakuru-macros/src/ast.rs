@@ -5,25 +5,21 @@
 use proc_macro2::{Delimiter, Group, TokenStream, TokenTree};
 use syn::ext::IdentExt;
 use syn::parse::{ParseStream, Parser};
-use syn::{Attribute, Ident, Signature, Token, Type, Visibility};
+use syn::{Attribute, Ident, Meta, Signature, Token, Type, Visibility};
 
-/// The item the attribute is on.
+/// The item the attribute is on. Each keeps apart the fixture attributes stacked under ours
+/// (`stacked`, in source order) from its other attributes (`attrs`).
 pub(crate) enum Item {
     Fn(TestFn),
     Static(SharedStatic),
-    /// Anything else, re-emitted as it is: its attributes, and the tokens from its visibility
-    /// on, with the span of its keyword (`struct`, `impl`, ...).
-    Other {
-        attrs: Vec<Attribute>,
-        rest: TokenStream,
-        keyword: TokenTree,
-    },
+    Other(OtherItem),
 }
 
 /// A test function. Its body is kept as the brace group it is, never parsed: a test body
 /// that does not compile yet must still get our expansion (and its errors must be rustc's).
 pub(crate) struct TestFn {
     pub(crate) attrs: Vec<Attribute>,
+    pub(crate) stacked: Vec<Attribute>,
     pub(crate) vis: Visibility,
     pub(crate) sig: Signature,
     pub(crate) body: Group,
@@ -32,6 +28,7 @@ pub(crate) struct TestFn {
 /// `static NAME: Type;`, as a shared fixture is declared.
 pub(crate) struct SharedStatic {
     pub(crate) attrs: Vec<Attribute>,
+    pub(crate) stacked: Vec<Attribute>,
     pub(crate) vis: Visibility,
     pub(crate) static_token: Token![static],
     pub(crate) mutability: Option<Token![mut]>,
@@ -43,10 +40,40 @@ pub(crate) struct SharedStatic {
     pub(crate) semi_token: Token![;],
 }
 
-/// Reads the item. Fails only when the tokens are not an item we can take apart; the caller
-/// then emits them unchanged so that rustc reports what is wrong with them.
-pub(crate) fn item(tokens: TokenStream) -> syn::Result<Item> {
-    (|input: ParseStream<'_>| parse_item(input)).parse2(tokens)
+/// Anything else, re-emitted as it is: its attributes but ours, and the tokens from its
+/// visibility on, with the span of its keyword (`struct`, `impl`, ...).
+pub(crate) struct OtherItem {
+    pub(crate) attrs: Vec<Attribute>,
+    pub(crate) rest: TokenStream,
+    pub(crate) keyword: TokenTree,
+}
+
+impl Item {
+    /// Reads the item. Fails only when the tokens are not an item we can take apart; the
+    /// caller then emits them unchanged so that rustc reports what is wrong with them.
+    pub(crate) fn from_tokens(tokens: TokenStream) -> syn::Result<Item> {
+        (|input: ParseStream<'_>| parse_item(input)).parse2(tokens)
+    }
+}
+
+/// Whether `attr` is a `#[mirakuru::fixture(...)]`, `#[::mirakuru::fixture(...)]` or
+/// `#[fixture(...)]` (with arguments: a bare `#[fixture]` is rstest's).
+pub(crate) fn is_fixture_attr(attr: &Attribute) -> bool {
+    if !matches!(attr.style, syn::AttrStyle::Outer) {
+        return false;
+    }
+    let path = attr.path();
+    let segments: Vec<String> = path.segments.iter().map(|s| s.ident.unraw().to_string()).collect();
+    match segments.as_slice() {
+        [a, b] => a == "mirakuru" && b == "fixture",
+        [a] => a == "fixture" && path.leading_colon.is_none() && matches!(attr.meta, Meta::List(_)),
+        _ => false,
+    }
+}
+
+/// `(stacked, others)`: the fixture attributes, and the rest.
+fn split_attrs(attrs: Vec<Attribute>) -> (Vec<Attribute>, Vec<Attribute>) {
+    attrs.into_iter().partition(is_fixture_attr)
 }
 
 fn parse_item(input: ParseStream<'_>) -> syn::Result<Item> {
@@ -66,7 +93,8 @@ fn parse_item(input: ParseStream<'_>) -> syn::Result<Item> {
     } else {
         let keyword: TokenTree = fork.parse()?;
         let rest: TokenStream = input.parse()?;
-        Ok(Item::Other { attrs, rest, keyword })
+        let (_, attrs) = split_attrs(attrs);
+        Ok(Item::Other(OtherItem { attrs, rest, keyword }))
     }
 }
 
@@ -99,7 +127,8 @@ fn parse_fn(input: ParseStream<'_>, mut attrs: Vec<Attribute>) -> syn::Result<Te
         group.set_span(body.span());
         group
     };
-    Ok(TestFn { attrs, vis, sig, body })
+    let (stacked, attrs) = split_attrs(attrs);
+    Ok(TestFn { attrs, stacked, vis, sig, body })
 }
 
 fn parse_static(input: ParseStream<'_>, attrs: Vec<Attribute>) -> syn::Result<SharedStatic> {
@@ -123,7 +152,8 @@ fn parse_static(input: ParseStream<'_>, attrs: Vec<Attribute>) -> syn::Result<Sh
     if !input.is_empty() {
         return Err(input.error("unexpected tokens after the static"));
     }
-    Ok(SharedStatic { attrs, vis, static_token, mutability, ident, ty, init, semi_token })
+    let (stacked, attrs) = split_attrs(attrs);
+    Ok(SharedStatic { attrs, stacked, vis, static_token, mutability, ident, ty, init, semi_token })
 }
 
 /// `peek2` that also sees the end of input.
@@ -145,7 +175,7 @@ mod tests {
 
     #[test]
     fn reads_a_test_function_and_lifts_inner_attributes() {
-        let item = item(quote! {
+        let item = Item::from_tokens(quote! {
             #[test]
             pub async fn reads(redis: &mirakuru::Fixture) -> Result<(), String> {
                 #![allow(unused)]
@@ -162,7 +192,7 @@ mod tests {
 
     #[test]
     fn reads_a_static_without_initializer() {
-        let item = item(quote! {
+        let item = Item::from_tokens(quote! {
             /// The cache.
             pub(crate) static REDIS: mirakuru::SharedFixture;
         });
@@ -174,7 +204,7 @@ mod tests {
 
     #[test]
     fn reads_a_static_with_mut_and_initializer() {
-        let item = item(quote!(
+        let item = Item::from_tokens(quote!(
             static mut REDIS: Fixture = make(1, 2);
         ));
         let Ok(Item::Static(s)) = item else { panic!("not read as a static") };
@@ -184,13 +214,13 @@ mod tests {
 
     #[test]
     fn other_items_are_kept_with_their_keyword() {
-        let item = item(quote!(
+        let item = Item::from_tokens(quote!(
             #[derive(Debug)]
             pub struct S {
                 a: u8,
             }
         ));
-        let Ok(Item::Other { attrs, keyword, .. }) = item else {
+        let Ok(Item::Other(OtherItem { attrs, keyword, .. })) = item else {
             panic!("not read as another item")
         };
         assert_eq!(attrs.len(), 1);
@@ -199,9 +229,23 @@ mod tests {
 
     #[test]
     fn a_const_item_is_not_a_function() {
-        let item = item(quote!(
+        let item = Item::from_tokens(quote!(
             const X: u8 = 1;
         ));
-        assert!(matches!(item, Ok(Item::Other { keyword, .. }) if keyword.to_string() == "const"));
+        assert!(matches!(item, Ok(Item::Other(o)) if o.keyword.to_string() == "const"));
+    }
+
+    #[test]
+    fn recognises_fixture_attributes_by_path() {
+        let attrs: Vec<Attribute> = syn::parse_quote!(
+            #[mirakuru::fixture(cmd = "a")]
+            #[::mirakuru::fixture(cmd = "b")]
+            #[fixture(cmd = "c")]
+            #[fixture]
+            #[rstest::fixture]
+            #[test]
+        );
+        let found: Vec<bool> = attrs.iter().map(is_fixture_attr).collect();
+        assert_eq!(found, [true, true, true, false, false, false]);
     }
 }

@@ -57,6 +57,19 @@ impl Errors {
             Some(error) => Err(error),
         }
     }
+
+    /// `value` when there is one and no error was found, else all the errors. A step that
+    /// gives no value has always reported why; should one ever not, the user still gets an
+    /// error rather than a panic.
+    pub(crate) fn finish_with<T>(self, value: Option<T>) -> syn::Result<T> {
+        match (self.0, value) {
+            (None, Some(value)) => Ok(value),
+            (Some(error), _) => Err(error),
+            (None, None) => {
+                Err(syn::Error::new(Span::call_site(), "invalid #[mirakuru::fixture(...)]"))
+            }
+        }
+    }
 }
 
 #[cfg(test)]

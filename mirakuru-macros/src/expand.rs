@@ -11,22 +11,25 @@ use syn::spanned::Spanned;
 use syn::{Attribute, Ident, LitStr, ReturnType, Type};
 
 use crate::args;
-use crate::ast::{self, Item, SharedStatic, TestFn};
+use crate::ast::{Item, SharedStatic, TestFn};
 use crate::errors::Errors;
+use crate::fallback;
 use crate::validate::{self, Anchor, Binding, Cmd, Def, HttpTarget, Port, Readiness, Status};
 
-/// `#[mirakuru::fixture(args)] item`.
+/// `#[mirakuru::fixture(args)] item`: the item read, every fixture attribute on it read and
+/// checked, the parameters bound, the code emitted; or, on any error, the fallback.
 pub(crate) fn fixture(args: TokenStream, item: TokenStream) -> TokenStream {
-    match ast::item(item.clone()) {
-        Ok(Item::Fn(f)) => test_fn(args, f),
-        Ok(Item::Static(s)) => shared_static(args, s),
-        Ok(Item::Other { attrs, rest, keyword }) => other_item(attrs, rest, &keyword),
-        // Not an item we can take apart (half-typed code): rustc says what is wrong with it.
-        Err(error) => {
-            let mut out = item;
-            out.extend(error.into_compile_error());
-            out
-        }
+    match Item::from_tokens(item.clone()) {
+        Ok(Item::Fn(f)) => match checked_fn(args, &f) {
+            Ok((defs, bindings)) => fn_with_fixtures(f, &defs, &bindings),
+            Err(error) => fallback::test_fn(f, error),
+        },
+        Ok(Item::Static(s)) => match checked_static(args, &s) {
+            Ok(def) => shared_static(s, &def),
+            Err(error) => fallback::shared_static(s, error),
+        },
+        Ok(Item::Other(other)) => fallback::other_item(other),
+        Err(error) => fallback::unreadable(item, error),
     }
 }
 
@@ -53,67 +56,47 @@ fn fixtures(
     defs
 }
 
-fn test_fn(args: TokenStream, f: TestFn) -> TokenStream {
-    let TestFn { attrs, vis, sig, body } = f;
-    let (stacked, attrs): (Vec<Attribute>, Vec<Attribute>) =
-        attrs.into_iter().partition(args::is_fixture_attr);
+fn checked_fn(args: TokenStream, f: &TestFn) -> syn::Result<(Vec<Def>, Vec<Binding>)> {
     let mut errors = Errors::default();
-    let defs: Option<Vec<Def>> = fixtures(args, &stacked, None, &mut errors).into_iter().collect();
+    let defs: Option<Vec<Def>> =
+        fixtures(args, &f.stacked, None, &mut errors).into_iter().collect();
     let bindings = defs.as_ref().and_then(|defs| {
         errors.take(validate::unique_names(defs));
-        errors.take(validate::bind(&sig, defs))
+        errors.take(validate::bind(&f.sig, defs))
     });
-    match (defs, bindings) {
-        (Some(defs), Some(bindings)) if errors.is_empty() => {
-            let test = TestFn { attrs, vis, sig, body };
-            fn_with_fixtures(test, &defs, &bindings)
-        }
-        _ => {
-            let mut out = fallback_fn(TestFn { attrs, vis, sig, body });
-            out.extend(errors_or_default(errors));
-            out
-        }
-    }
+    errors.finish_with(defs.zip(bindings))
 }
 
-/// The errors as `compile_error!`s; `errors` is never empty here, but a macro must not panic.
-fn errors_or_default(errors: Errors) -> TokenStream {
-    match errors.finish(()) {
-        Err(error) => error.into_compile_error(),
-        Ok(()) => syn::Error::new(Span::call_site(), "invalid #[mirakuru::fixture(...)]")
-            .into_compile_error(),
+fn checked_static(args: TokenStream, s: &SharedStatic) -> syn::Result<Def> {
+    let mut errors = Errors::default();
+    let default_name = s.ident.unraw().to_string().to_lowercase();
+    let def = fixtures(args, &[], Some(&default_name), &mut errors).into_iter().next().flatten();
+    for attr in &s.stacked {
+        errors.spanned(
+            attr,
+            "a shared fixture's `static` holds one fixture; declare one `static` per fixture",
+        );
     }
-}
-
-/// The function as written, for when its attributes have errors. If it has fixture
-/// parameters, it stops being a test (a test cannot have parameters): the body still
-/// type-checks against the parameters' types, so there are no secondary errors.
-fn fallback_fn(f: TestFn) -> TokenStream {
-    let TestFn { attrs, vis, sig, body } = f;
-    if sig.inputs.is_empty() {
-        return quote!(#(#attrs)* #vis #sig #body);
+    if let Some(token) = &s.mutability {
+        errors.spanned(
+            token,
+            "a shared fixture cannot be `static mut`; remove `mut`: it is shared safely without it",
+        );
     }
-    let attrs = attrs.iter().filter(|a| !is_test_attr(a));
-    quote! {
-        #(#attrs)*
-        #[allow(dead_code)]
-        #vis #sig #body
+    if let Some((eq, expr)) = &s.init {
+        errors.spanned(
+            quote!(#eq #expr),
+            "a shared fixture's `static` has no initializer: #[mirakuru::fixture(...)] writes it; remove `= ...`",
+        );
     }
-}
-
-/// `#[test]`, `#[tokio::test]` and the like, and the attributes only a test may have.
-fn is_test_attr(attr: &Attribute) -> bool {
-    let path = attr.path();
-    path.segments.last().is_some_and(|s| s.ident == "test")
-        || path.is_ident("should_panic")
-        || path.is_ident("ignore")
+    errors.finish_with(def)
 }
 
 /// The test: fixtures started in order before the body, parameters bound, the body run, the
 /// fixtures stopped in reverse (with their output printed if the body returned an `Err`; a
 /// panicking body is covered by `Fixtures`'s `Drop`).
 fn fn_with_fixtures(f: TestFn, defs: &[Def], bindings: &[Binding]) -> TokenStream {
-    let TestFn { attrs, vis, mut sig, body } = f;
+    let TestFn { attrs, vis, mut sig, body, .. } = f;
     // Every parameter is a fixture; they become the `let`s below.
     sig.inputs = Punctuated::new();
     // Mixed-site names: the body cannot see them, nor clash with them.
@@ -208,64 +191,14 @@ fn mentions_impl(ty: &Type) -> bool {
     walk(ty.to_token_stream())
 }
 
-fn shared_static(args: TokenStream, s: SharedStatic) -> TokenStream {
-    let SharedStatic { attrs, vis, static_token, mutability, ident, ty, init, semi_token } = s;
-    let (stacked, attrs): (Vec<Attribute>, Vec<Attribute>) =
-        attrs.into_iter().partition(args::is_fixture_attr);
-    let mut errors = Errors::default();
-    let default_name = ident.unraw().to_string().to_lowercase();
-    let def = fixtures(args, &[], Some(&default_name), &mut errors).into_iter().next().flatten();
-    for attr in &stacked {
-        errors.spanned(
-            attr,
-            "a shared fixture's `static` holds one fixture; declare one `static` per fixture",
-        );
+/// The static, initialized with its fixture's `Spec`.
+fn shared_static(s: SharedStatic, def: &Def) -> TokenStream {
+    let SharedStatic { attrs, vis, static_token, ident, ty, semi_token, .. } = s;
+    let spec = spec(def);
+    quote! {
+        #(#attrs)*
+        #vis #static_token #ident: #ty = ::mirakuru::__private::SharedFixture::new(|| #spec) #semi_token
     }
-    if let Some(token) = &mutability {
-        errors.spanned(
-            token,
-            "a shared fixture cannot be `static mut`; remove `mut`: it is shared safely without it",
-        );
-    }
-    if let Some((eq, expr)) = &init {
-        errors.spanned(
-            quote!(#eq #expr),
-            "a shared fixture's `static` has no initializer: #[mirakuru::fixture(...)] writes it; remove `= ...`",
-        );
-    }
-    match def {
-        Some(def) if errors.is_empty() => {
-            let spec = spec(&def);
-            quote! {
-                #(#attrs)*
-                #vis #static_token #ident: #ty = ::mirakuru::__private::SharedFixture::new(|| #spec) #semi_token
-            }
-        }
-        _ => {
-            // The static as written, with a stand-in initializer (an initializer written by
-            // the user is an error already, and evaluating it could add others).
-            let init = quote!(::mirakuru::__private::SharedFixture::new(|| ::core::unreachable!()));
-            let mut out = quote! {
-                #(#attrs)*
-                #vis #static_token #mutability #ident: #ty = #init #semi_token
-            };
-            out.extend(errors_or_default(errors));
-            out
-        }
-    }
-}
-
-fn other_item(attrs: Vec<Attribute>, rest: TokenStream, keyword: &TokenTree) -> TokenStream {
-    let attrs = attrs.iter().filter(|a| !args::is_fixture_attr(a));
-    let error = syn::Error::new_spanned(
-        keyword,
-        format!(
-            "#[mirakuru::fixture(...)] goes on a test function (`#[test] fn ...`) or on the `static` \
-             of a shared fixture, not on `{keyword}`"
-        ),
-    )
-    .into_compile_error();
-    quote!(#(#attrs)* #rest #error)
 }
 
 /// `Spec::new(name, cmd).tcp(...)...`: the runtime description of one fixture.

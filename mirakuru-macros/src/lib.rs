@@ -13,6 +13,7 @@ mod args;
 mod ast;
 mod errors;
 mod expand;
+mod fallback;
 mod validate;
 
 use proc_macro::TokenStream;
