@@ -72,6 +72,15 @@ impl Errors {
     }
 }
 
+/// `` `a`, `b`, `c` `` (with `or` before the last when `or` is set), as messages list choices.
+pub(crate) fn list(items: impl IntoIterator<Item = impl Display>, or: bool) -> String {
+    let items: Vec<String> = items.into_iter().map(|i| format!("`{i}`")).collect();
+    match items.split_last() {
+        Some((last, rest)) if or && !rest.is_empty() => format!("{} or {last}", rest.join(", ")),
+        _ => items.join(", "),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

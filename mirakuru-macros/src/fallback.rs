@@ -68,3 +68,152 @@ pub(crate) fn other_item(item: OtherItem) -> TokenStream {
     .into_compile_error();
     quote!(#(#attrs)* #rest #error)
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::tests::{errors_in, expand};
+    use quote::quote;
+
+    #[test]
+    fn a_shared_static_is_checked() {
+        let out = expand(
+            quote!(cmd = "x"),
+            quote! {
+                #[mirakuru::fixture(cmd = "y")]
+                static mut REDIS: mirakuru::SharedFixture = make();
+            },
+        );
+        assert_eq!(
+            errors_in(&out),
+            [
+                "\"a shared fixture's `static` holds one fixture; declare one `static` per fixture\"",
+                "\"a shared fixture cannot be `static mut`; remove `mut`: it is shared safely without it\"",
+                "\"a shared fixture's `static` has no initializer: #[mirakuru::fixture(...)] writes it; remove `= ...`\"",
+            ]
+        );
+        assert!(
+            out.starts_with(
+                &quote!(
+                    static mut REDIS: mirakuru::SharedFixture =
+                        ::mirakuru::__private::SharedFixture::new(|| ::core::unreachable!());
+                )
+                .to_string()
+            ),
+            "{out}"
+        );
+    }
+
+    #[test]
+    fn a_static_with_errors_still_compiles_apart_from_them() {
+        let out = expand(
+            quote!(tcp = auto),
+            quote!(
+                static REDIS: mirakuru::SharedFixture;
+            ),
+        );
+        assert!(
+            out.starts_with(
+                &quote!(
+                    static REDIS: mirakuru::SharedFixture =
+                        ::mirakuru::__private::SharedFixture::new(|| ::core::unreachable!());
+                )
+                .to_string()
+            ),
+            "{out}"
+        );
+        assert_eq!(errors_in(&out).len(), 1);
+    }
+
+    #[test]
+    fn errors_leave_the_function_as_written_but_not_a_test() {
+        let out = expand(
+            quote!(tcp = auto, prot = 1),
+            quote! {
+                /// Docs.
+                #[test]
+                #[should_panic]
+                fn reads(redis: &mirakuru::Fixture) { redis.port(); }
+            },
+        );
+        let expected = quote! {
+            #[doc = r" Docs."]
+            #[allow(dead_code)]
+            fn reads(redis: &mirakuru::Fixture) { redis.port(); }
+        };
+        assert!(out.starts_with(&expected.to_string()), "{out}");
+        assert_eq!(errors_in(&out).len(), 2, "{out}");
+    }
+
+    #[test]
+    fn errors_keep_a_test_without_parameters_a_test() {
+        let out = expand(
+            quote!(tcp = auto),
+            quote!(
+                #[test]
+                fn t() {}
+            ),
+        );
+        assert!(
+            out.starts_with(
+                &quote!(
+                    #[test]
+                    fn t() {}
+                )
+                .to_string()
+            ),
+            "{out}"
+        );
+    }
+
+    #[test]
+    fn errors_of_every_stacked_attribute_and_parameter_are_reported() {
+        let out = expand(
+            quote!(cmd = "x", tcp = 0),
+            quote! {
+                #[mirakuru::fixture(cmd = "y", timeout = "soon")]
+                #[test]
+                fn t() {}
+            },
+        );
+        let errors = errors_in(&out);
+        assert_eq!(errors.len(), 2, "{errors:?}");
+        assert!(errors[0].starts_with("\"port 0"));
+        assert!(errors[1].starts_with("\"`timeout = \\\"soon\\\"`"));
+        let out = expand(
+            quote!(cmd = "x", name = a),
+            quote!(
+                #[mirakuru::fixture(cmd = "y", name = b)]
+                fn t(c: &F) {}
+            ),
+        );
+        assert_eq!(
+            errors_in(&out),
+            ["\"no fixture named `c`; add `name = c` to its #[mirakuru::fixture(...)]\""]
+        );
+    }
+
+    #[test]
+    fn other_items_are_rejected_on_their_keyword() {
+        let out = expand(
+            quote!(cmd = "x"),
+            quote!(
+                #[derive(Debug)]
+                pub struct S;
+            ),
+        );
+        assert!(
+            out.starts_with(
+                &quote!(
+                    #[derive(Debug)]
+                    pub struct S;
+                )
+                .to_string()
+            ),
+            "{out}"
+        );
+        assert_eq!(
+            errors_in(&out),
+            ["\"#[mirakuru::fixture(...)] goes on a test function (`#[test] fn ...`) or on the `static` of a shared fixture, not on `struct`\""]
+        );
+    }
+}

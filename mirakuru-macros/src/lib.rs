@@ -11,10 +11,20 @@
 
 mod args;
 mod ast;
+mod bind;
+mod command;
+mod def;
 mod errors;
 mod expand;
 mod fallback;
-mod validate;
+mod keys;
+mod placeholders;
+mod readiness;
+mod valid;
+mod values;
+
+#[cfg(test)]
+mod tests;
 
 use proc_macro::TokenStream;
 
