@@ -325,8 +325,60 @@ impl<'a> Given<'a> {
 
 #[cfg(test)]
 mod tests {
-    use crate::tests::error;
+    use super::*;
+    use crate::tests::{check, error, expand, ok, setter};
+    use proc_macro2::{Span, TokenStream};
     use quote::quote;
+    use syn::Ident;
+
+    /// An attribute giving `key` its example value, with the check the key needs, if any.
+    fn using(key: &Key, opt: &Opt) -> TokenStream {
+        let name = Ident::new(key.name, Span::call_site());
+        let value: TokenStream = opt.example.parse().unwrap();
+        let (cmd, needed) = match key.needs {
+            Needs::Port => ("server --port {port}", quote!(tcp = auto,)),
+            Needs::Http => ("server --port {port}", quote!(http = auto,)),
+            Needs::Exec => ("server", quote!(exec = "probe",)),
+            Needs::File => ("server", quote!(file = "{tmpdir}/ready",)),
+            Needs::Nothing => ("server", quote!()),
+        };
+        quote!(cmd = #cmd, #needed #name = #value)
+    }
+
+    #[test]
+    fn every_option_row_is_read_checked_and_emitted_from_the_table() {
+        let options = options();
+        assert_eq!(options.len(), KEYS.iter().filter(|k| k.option().is_some()).count());
+        for (key, opt) in options {
+            let attr = using(key, opt);
+            // Read and checked: the row's example is a valid value of the row's kind.
+            let def = ok(attr.clone());
+            assert!(setter(&def, opt.setter).is_some(), "`{}` sets nothing", key.name);
+            // Emitted: the row's setter is called, and nothing is wrong.
+            let out = expand(
+                attr,
+                quote!(
+                    fn t() {}
+                ),
+            );
+            assert!(out.contains(&format!(". {} (", opt.setter)), "no `.{}(` in {out}", opt.setter);
+            assert!(!out.contains("compile_error"), "{out}");
+        }
+    }
+
+    #[test]
+    fn every_row_is_a_known_key_and_a_refinement_needs_its_check() {
+        let listed = error(quote!(cmd = "x", prot = 1));
+        for key in KEYS {
+            assert!(listed.contains(&format!("`{}`", key.name)), "`{}` is not listed", key.name);
+            let Some((needed, how)) = key.needs.check() else { continue };
+            assert!(KEYS.iter().any(|k| k.name == needed), "`{needed}` is not a key");
+            let name = Ident::new(key.name, Span::call_site());
+            let messages = check(quote!(cmd = "x", #name = 1)).err().unwrap_or_default();
+            let expected = format!("`{}` only applies to {how}", key.name);
+            assert!(messages.contains(&expected), "{messages:#?}");
+        }
+    }
 
     #[test]
     fn unknown_keys_list_the_valid_ones() {
