@@ -1,5 +1,5 @@
-//! Our view of the item under the attribute: a test function, a shared fixture's `static`,
-//! or anything else (which is an error). The items are taken apart only as far as the
+//! Reading the item under the attribute, into our view of it: a test function, a shared
+//! fixture's `static`, or anything else (which is an error). The items are taken apart only as far as the
 //! expansion needs: a test body is never parsed.
 
 use proc_macro2::{Delimiter, Group, TokenStream, TokenTree};

@@ -90,6 +90,9 @@ pub(crate) fn for_static(args: TokenStream, s: &SharedStatic) -> syn::Result<Def
 /// Checks one fixture attribute's arguments, recording what is wrong in `all_errors`; the
 /// fixture when nothing is. `default_name` names it in messages when it has no `name` (a
 /// static's name); without either, the program's file name does.
+///
+/// Each step reads what the next ones depend on. The order is also the order of the errors,
+/// which users see: it is kept as it has always been.
 pub(crate) fn check(
     args: &[Arg],
     anchor: &Anchor<'_>,
@@ -103,7 +106,7 @@ pub(crate) fn check(
     d.read_options(|key| key.name == SHELL, e);
     // The checks come next: whether `{port}` means anything depends on them.
     d.read_checks(e);
-    valid::several_checks_need_ready(&d, e);
+    valid::readiness_needs_ready_mode(&d, e);
     valid::one_port(&d, e);
     valid::discover_has_no_port(&d, e);
     valid::refinements_need_their_check(&d, e);

@@ -1,5 +1,5 @@
-//! Collects every error of an attribute so that the user sees all mistakes in one build, not
-//! one per build (serde_derive's `Ctxt`, rstest's `ErrorsVec`).
+//! Reporting: every error of an attribute is collected so that the user sees all mistakes in
+//! one build, not one per build (serde_derive's `Ctxt`, rstest's `ErrorsVec`).
 
 use proc_macro2::Span;
 use quote::ToTokens;

@@ -1,5 +1,5 @@
-//! What is emitted when the attribute has errors: the item, as close to what the user wrote
-//! as compiles, next to every error. IDEs keep completing inside the test, and no secondary
+//! Emitting the fallback, when the attribute has errors: the item, as close to what the user
+//! wrote as compiles, next to every error. IDEs keep completing inside the test, and no secondary
 //! error hides the real one.
 
 use proc_macro2::TokenStream;

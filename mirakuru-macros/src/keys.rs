@@ -1,11 +1,11 @@
-//! The keys: [`KEYS`] names every key once, with what it is (a readiness check, a plain
-//! option and its `Spec` setter, or a key read by code of its own) and what else it needs;
-//! the hints for Python mirakuru's spellings and for typos; and the first check, which
-//! sorts the arguments by key ([`Given`]).
+//! Checking the keys, after the table of them: [`KEYS`] names every key once, with what it
+//! is (a readiness check, a plain option and its `Spec` setter, or a key read by code of its
+//! own) and what else it needs; then come the hints for Python mirakuru's spellings and for
+//! typos, and the first check, which sorts the arguments by key ([`Given`]).
 //!
 //! A plain option is one row: its name, the kind of value it takes (`values::Kind`), the
-//! `Spec` setter that takes it, and the value its messages suggest. Reading, checking and
-//! emitting it all follow from the row.
+//! `Spec` setter that takes it, and a valid value, which messages suggest. Reading, checking
+//! and emitting it all follow from the row: a new option is a new row.
 
 use crate::args::Arg;
 use crate::errors::{list, Errors};

@@ -1,6 +1,6 @@
-//! The rules that involve several keys (or a key and the item), one function each. A rule
-//! looks at what `def` has read so far ([`Draft`]) and records what is wrong; `def::check`
-//! says when each one runs.
+//! Checking the rules that involve several keys (or a key and the item), one function each.
+//! A rule looks at what `def` has read so far ([`Draft`]) and records what is wrong;
+//! `def::check` says when each one runs.
 
 use quote::quote;
 
@@ -13,7 +13,7 @@ use crate::values::{Port, Typed};
 
 /// Two readiness kinds are a mistake unless `ready` says how they combine: someone who
 /// writes `tcp = 5432, unix = "..."` may well mean one of them only.
-pub(crate) fn several_checks_need_ready(d: &Draft<'_>, errors: &mut Errors) {
+pub(crate) fn readiness_needs_ready_mode(d: &Draft<'_>, errors: &mut Errors) {
     if d.given.has(READY) {
         return;
     }
