@@ -28,7 +28,9 @@ pub(crate) const ENV: &str = "env";
 pub(crate) const SHELL: &str = "shell";
 pub(crate) const NAME: &str = "name";
 
-/// Every key, in the order the messages list them.
+/// Every key, in the order the messages list them. A plain option's row is
+/// `option(name, kind of value, Spec setter, a valid value)`; the setter must exist on the
+/// runtime's `Spec` and take one value of that kind (`expand` says how each kind is passed).
 pub(crate) const KEYS: &[Key] = &[
     special(CMD),
     special(ARGS),
@@ -97,12 +99,13 @@ pub(crate) struct Opt {
     pub(crate) placeholders: bool,
 }
 
-/// What else a key needs, if anything, to mean something. The variants are in the order
-/// the setters of plain options are emitted (the order the expansion has always had: the
-/// refinements of checks first, the HTTP check's last), and then as [`KEYS`] lists them.
+/// What else a key needs, if anything, to mean something. The variants are in the order in
+/// which plain options are read and their setters emitted, and then as [`KEYS`] lists them:
+/// the refinements of checks first, the HTTP check's last. That is the order the expansion
+/// and its errors have always had.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) enum Needs {
-    /// A check on a port, to be whose listener (`owned`).
+    /// A check on a port, whose listener `owned` vets.
     Port,
     /// The `exec` probe.
     Exec,
