@@ -59,7 +59,6 @@ pub(crate) const KEYS: &[Key] = &[
     option("host", Kind::Text, "host", "\"127.0.0.1\""),
     option("timeout", Kind::Timeout, "timeout", "\"30s\""),
     option("stop_timeout", Kind::Duration, "stop_timeout", "\"30s\""),
-    option("drain_timeout", Kind::Duration, "drain_timeout", "\"30s\""),
     option(ENV, Kind::Env, "env", "[\"KEY=value\"]").with_placeholders(),
     option("cwd", Kind::Text, "cwd", "\"{tmpdir}\"").with_placeholders(),
     option(SHELL, Kind::Bool, "shell", "true"),
