@@ -1,5 +1,5 @@
-//! Collects every error of an attribute so that the user sees all mistakes in one build, not
-//! one per build (serde_derive's `Ctxt`, rstest's `ErrorsVec`).
+//! Reporting: every error of an attribute is collected so that the user sees all mistakes in
+//! one build, not one per build (serde_derive's `Ctxt`, rstest's `ErrorsVec`).
 
 use proc_macro2::Span;
 use quote::ToTokens;
@@ -56,6 +56,28 @@ impl Errors {
             None => Ok(value),
             Some(error) => Err(error),
         }
+    }
+
+    /// `value` when there is one and no error was found, else all the errors. A step that
+    /// gives no value has always reported why; should one ever not, the user still gets an
+    /// error rather than a panic.
+    pub(crate) fn finish_with<T>(self, value: Option<T>) -> syn::Result<T> {
+        match (self.0, value) {
+            (None, Some(value)) => Ok(value),
+            (Some(error), _) => Err(error),
+            (None, None) => {
+                Err(syn::Error::new(Span::call_site(), "invalid #[mirakuru::fixture(...)]"))
+            }
+        }
+    }
+}
+
+/// `` `a`, `b`, `c` `` (with `or` before the last when `or` is set), as messages list choices.
+pub(crate) fn list(items: impl IntoIterator<Item = impl Display>, or: bool) -> String {
+    let items: Vec<String> = items.into_iter().map(|i| format!("`{i}`")).collect();
+    match items.split_last() {
+        Some((last, rest)) if or && !rest.is_empty() => format!("{} or {last}", rest.join(", ")),
+        _ => items.join(", "),
     }
 }
 

@@ -1,142 +1,93 @@
-//! The generated code, and the pipeline that leads to it: read the item, read and check every
-//! fixture attribute on it, bind the parameters, emit. When anything is wrong the item is
-//! still emitted, as close to what the user wrote as compiles, next to the errors: IDEs keep
-//! completing inside the test, and no secondary error hides the real one.
+//! Emitting the code: the test function with its fixtures started before the body and
+//! stopped after it, or the shared fixture's `static`; and, first, the pipeline that leads
+//! here, [`fixture`].
 
 use proc_macro2::{Delimiter, Group, Literal, Span, TokenStream, TokenTree};
 use quote::{quote, quote_spanned, ToTokens};
-use syn::ext::IdentExt;
 use syn::punctuated::Punctuated;
 use syn::spanned::Spanned;
-use syn::{Attribute, Ident, LitStr, ReturnType, Type};
+use syn::{Ident, LitStr, ReturnType, Type};
 
-use crate::errors::Errors;
-use crate::parse::{self, Item, SharedStatic, TestFn};
-use crate::validate::{self, Anchor, Binding, Cmd, Def, HttpTarget, Port, Readiness, Status};
+use crate::ast::{Item, SharedStatic, TestFn};
+use crate::bind::{self, Binding, Fixtures};
+use crate::command::{Cmd, Text};
+use crate::def::{self, Def, Setter};
+use crate::fallback;
+use crate::readiness::{HttpTarget, Readiness};
+use crate::values::{Port, Status, Typed};
 
-/// `#[mirakuru::fixture(args)] item`.
+/// `#[mirakuru::fixture(args)] item`: the item read, every fixture attribute on it read and
+/// checked, the parameters bound, the code emitted; or, on any error, the fallback.
 pub(crate) fn fixture(args: TokenStream, item: TokenStream) -> TokenStream {
-    match parse::item(item.clone()) {
-        Ok(Item::Fn(f)) => test_fn(args, f),
-        Ok(Item::Static(s)) => shared_static(args, s),
-        Ok(Item::Other { attrs, rest, keyword }) => other_item(attrs, rest, &keyword),
-        // Not an item we can take apart (half-typed code): rustc says what is wrong with it.
-        Err(error) => {
-            let mut out = item;
-            out.extend(error.into_compile_error());
-            out
-        }
+    match Item::from_tokens(item.clone()) {
+        Ok(Item::Fn(f)) => match bind::fixtures(args, &f) {
+            Ok(fixtures) => test_fn(f, &fixtures),
+            Err(error) => fallback::test_fn(f, error),
+        },
+        Ok(Item::Static(s)) => match def::for_static(args, &s) {
+            Ok(def) => shared_static(s, &def),
+            Err(error) => fallback::shared_static(s, error),
+        },
+        Ok(Item::Other(other)) => fallback::other_item(other),
+        Err(error) => fallback::unreadable(item, error),
     }
 }
 
-/// Reads and checks the fixture attribute being expanded and the ones stacked under it, in
-/// source order; `None` for each that has errors (recorded in `errors`).
-fn fixtures(
-    args: TokenStream,
-    stacked: &[Attribute],
-    default_name: Option<&str>,
-    errors: &mut Errors,
-) -> Vec<Option<Def>> {
-    let mut defs = Vec::with_capacity(1 + stacked.len());
-    let (ours, parse_errors) = parse::args(args);
-    errors.extend(parse_errors);
-    defs.push(validate::fixture(&ours, &Anchor::CallSite, default_name, errors));
-    for attr in stacked {
-        let def = errors.take(parse::attr_args(attr)).and_then(|tokens| {
-            let (args, parse_errors) = parse::args(tokens);
-            errors.extend(parse_errors);
-            validate::fixture(&args, &Anchor::Attr(attr), default_name, errors)
-        });
-        defs.push(def);
-    }
-    defs
-}
-
-fn test_fn(args: TokenStream, f: TestFn) -> TokenStream {
-    let TestFn { attrs, vis, sig, body } = f;
-    let (stacked, attrs): (Vec<Attribute>, Vec<Attribute>) =
-        attrs.into_iter().partition(parse::is_fixture_attr);
-    let mut errors = Errors::default();
-    let defs: Option<Vec<Def>> = fixtures(args, &stacked, None, &mut errors).into_iter().collect();
-    let bindings = defs.as_ref().and_then(|defs| {
-        errors.take(validate::unique_names(defs));
-        errors.take(validate::bind(&sig, defs))
-    });
-    match (defs, bindings) {
-        (Some(defs), Some(bindings)) if errors.is_empty() => {
-            let test = TestFn { attrs, vis, sig, body };
-            fn_with_fixtures(test, &defs, &bindings)
-        }
-        _ => {
-            let mut out = fallback_fn(TestFn { attrs, vis, sig, body });
-            out.extend(errors_or_default(errors));
-            out
-        }
-    }
-}
-
-/// The errors as `compile_error!`s; `errors` is never empty here, but a macro must not panic.
-fn errors_or_default(errors: Errors) -> TokenStream {
-    match errors.finish(()) {
-        Err(error) => error.into_compile_error(),
-        Ok(()) => syn::Error::new(Span::call_site(), "invalid #[mirakuru::fixture(...)]")
-            .into_compile_error(),
-    }
-}
-
-/// The function as written, for when its attributes have errors. If it has fixture
-/// parameters, it stops being a test (a test cannot have parameters): the body still
-/// type-checks against the parameters' types, so there are no secondary errors.
-fn fallback_fn(f: TestFn) -> TokenStream {
-    let TestFn { attrs, vis, sig, body } = f;
-    if sig.inputs.is_empty() {
-        return quote!(#(#attrs)* #vis #sig #body);
-    }
-    let attrs = attrs.iter().filter(|a| !is_test_attr(a));
-    quote! {
-        #(#attrs)*
-        #[allow(dead_code)]
-        #vis #sig #body
-    }
-}
-
-/// `#[test]`, `#[tokio::test]` and the like, and the attributes only a test may have.
-fn is_test_attr(attr: &Attribute) -> bool {
-    let path = attr.path();
-    path.segments.last().is_some_and(|s| s.ident == "test")
-        || path.is_ident("should_panic")
-        || path.is_ident("ignore")
+/// A name the body cannot see, nor clash with (mixed-site hygiene).
+fn hidden(name: &str) -> Ident {
+    Ident::new(name, Span::mixed_site())
 }
 
 /// The test: fixtures started in order before the body, parameters bound, the body run, the
 /// fixtures stopped in reverse (with their output printed if the body returned an `Err`; a
 /// panicking body is covered by `Fixtures`'s `Drop`).
-fn fn_with_fixtures(f: TestFn, defs: &[Def], bindings: &[Binding]) -> TokenStream {
-    let TestFn { attrs, vis, mut sig, body } = f;
+fn test_fn(f: TestFn, fixtures: &Fixtures) -> TokenStream {
+    let TestFn { attrs, vis, mut sig, body, .. } = f;
     // Every parameter is a fixture; they become the `let`s below.
     sig.inputs = Punctuated::new();
-    // Mixed-site names: the body cannot see them, nor clash with them.
-    let fixtures = Ident::new("__mirakuru_fixtures", Span::mixed_site());
-    let run = Ident::new("__mirakuru_body", Span::mixed_site());
-    let result = Ident::new("__mirakuru_result", Span::mixed_site());
-    let specs = defs.iter().map(spec);
-    let lets = bindings.iter().map(|Binding { pat, ty, index }| {
-        let index = Literal::usize_unsuffixed(*index);
-        // All of `__mirakuru_fixtures.get(i)` is located at the type (with the hygiene of
-        // the other generated names), so a type mismatch is reported there.
-        let at = ty.span();
-        let fixtures = Ident::new("__mirakuru_fixtures", Span::mixed_site().located_at(at));
-        quote_spanned!(at=> let #pat: #ty = #fixtures.get(#index);)
-    });
     let output = match &sig.output {
         ReturnType::Type(_, ty) if !is_unit(ty) => Some(ty.clone()),
         _ => None,
     };
-    let is_async = sig.asyncness.is_some();
-    // The body runs in a closure (or an async block), so that `return` and `?` leave the body
-    // and not the test: the fixtures are finished after it either way. The closure is bound
-    // before it is called, which clippy does not mistake for a redundant closure call.
-    let run_body = match (&output, is_async) {
+    let started = hidden("__mirakuru_fixtures");
+    let specs = fixtures.defs.iter().map(spec);
+    let lets = fixtures.bindings.iter().map(binding);
+    let run_body = run_body(&body, output.as_deref(), sig.asyncness.is_some());
+    let finish = finish(output.is_some());
+    let stmts = quote! {
+        let #started = ::mirakuru::__private::Fixtures::start(::std::vec![#(#specs),*]);
+        #(#lets)*
+        #run_body
+        #finish
+    };
+    // The braces of the user's body: an item whose every end is the user's own is linted as
+    // the user's (an unused test helper is still reported as dead code).
+    let mut block = Group::new(Delimiter::Brace, stmts);
+    block.set_span(body.span());
+    quote! {
+        #(#attrs)*
+        #vis #sig #block
+    }
+}
+
+/// `let <param>: <type> = __mirakuru_fixtures.get(i);`
+fn binding(binding: &Binding) -> TokenStream {
+    let Binding { pat, ty, index } = binding;
+    let index = Literal::usize_unsuffixed(*index);
+    // All of `__mirakuru_fixtures.get(i)` is located at the type (with the hygiene of the
+    // other generated names), so a type mismatch is reported there.
+    let at = ty.span();
+    let started = Ident::new("__mirakuru_fixtures", Span::mixed_site().located_at(at));
+    quote_spanned!(at=> let #pat: #ty = #started.get(#index);)
+}
+
+/// The body, run in a closure (or an async block) so that `return` and `?` leave the body
+/// and not the test: the fixtures are finished after it either way. The closure is bound
+/// before it is called, which clippy does not mistake for a redundant closure call.
+fn run_body(body: &Group, output: Option<&Type>, is_async: bool) -> TokenStream {
+    let run = hidden("__mirakuru_body");
+    let result = hidden("__mirakuru_result");
+    match (output, is_async) {
         (None, false) => quote! {
             let #run = || #body;
             #run();
@@ -160,35 +111,28 @@ fn fn_with_fixtures(f: TestFn, defs: &[Def], bindings: &[Binding]) -> TokenStrea
         (Some(ty), true) => quote! {
             let #result: #ty = async #body.await;
         },
-    };
-    let finish = match output {
-        None => quote! {
-            #fixtures.finish(false);
-        },
-        Some(_) => quote! {
-            {
-                // Autoref specialization: `Err` results are failures, anything else is not.
-                #[allow(unused_imports)]
-                use ::mirakuru::__private::{OtherNotFailed as _, ResultFailed as _};
-                #[allow(clippy::needless_borrow)]
-                #fixtures.finish((&#result).__mirakuru_failed());
-            }
-            #result
-        },
-    };
-    let stmts = quote! {
-        let #fixtures = ::mirakuru::__private::Fixtures::start(::std::vec![#(#specs),*]);
-        #(#lets)*
-        #run_body
-        #finish
-    };
-    // The braces of the user's body: an item whose every end is the user's own is linted as
-    // the user's (an unused test helper is still reported as dead code).
-    let mut block = Group::new(Delimiter::Brace, stmts);
-    block.set_span(body.span());
+    }
+}
+
+/// The fixtures stopped, after the body; with a result, whether it is a failure, and the
+/// result returned.
+fn finish(has_result: bool) -> TokenStream {
+    let started = hidden("__mirakuru_fixtures");
+    let result = hidden("__mirakuru_result");
+    if !has_result {
+        return quote! {
+            #started.finish(false);
+        };
+    }
     quote! {
-        #(#attrs)*
-        #vis #sig #block
+        {
+            // Autoref specialization: `Err` results are failures, anything else is not.
+            #[allow(unused_imports)]
+            use ::mirakuru::__private::{OtherNotFailed as _, ResultFailed as _};
+            #[allow(clippy::needless_borrow)]
+            #started.finish((&#result).__mirakuru_failed());
+        }
+        #result
     }
 }
 
@@ -207,64 +151,14 @@ fn mentions_impl(ty: &Type) -> bool {
     walk(ty.to_token_stream())
 }
 
-fn shared_static(args: TokenStream, s: SharedStatic) -> TokenStream {
-    let SharedStatic { attrs, vis, static_token, mutability, ident, ty, init, semi_token } = s;
-    let (stacked, attrs): (Vec<Attribute>, Vec<Attribute>) =
-        attrs.into_iter().partition(parse::is_fixture_attr);
-    let mut errors = Errors::default();
-    let default_name = ident.unraw().to_string().to_lowercase();
-    let def = fixtures(args, &[], Some(&default_name), &mut errors).into_iter().next().flatten();
-    for attr in &stacked {
-        errors.spanned(
-            attr,
-            "a shared fixture's `static` holds one fixture; declare one `static` per fixture",
-        );
+/// The static, initialized with its fixture's `Spec`.
+fn shared_static(s: SharedStatic, def: &Def) -> TokenStream {
+    let SharedStatic { attrs, vis, static_token, ident, ty, semi_token, .. } = s;
+    let spec = spec(def);
+    quote! {
+        #(#attrs)*
+        #vis #static_token #ident: #ty = ::mirakuru::__private::SharedFixture::new(|| #spec) #semi_token
     }
-    if let Some(token) = &mutability {
-        errors.spanned(
-            token,
-            "a shared fixture cannot be `static mut`; remove `mut`: it is shared safely without it",
-        );
-    }
-    if let Some((eq, expr)) = &init {
-        errors.spanned(
-            quote!(#eq #expr),
-            "a shared fixture's `static` has no initializer: #[mirakuru::fixture(...)] writes it; remove `= ...`",
-        );
-    }
-    match def {
-        Some(def) if errors.is_empty() => {
-            let spec = spec(&def);
-            quote! {
-                #(#attrs)*
-                #vis #static_token #ident: #ty = ::mirakuru::__private::SharedFixture::new(|| #spec) #semi_token
-            }
-        }
-        _ => {
-            // The static as written, with a stand-in initializer (an initializer written by
-            // the user is an error already, and evaluating it could add others).
-            let init = quote!(::mirakuru::__private::SharedFixture::new(|| ::core::unreachable!()));
-            let mut out = quote! {
-                #(#attrs)*
-                #vis #static_token #mutability #ident: #ty = #init #semi_token
-            };
-            out.extend(errors_or_default(errors));
-            out
-        }
-    }
-}
-
-fn other_item(attrs: Vec<Attribute>, rest: TokenStream, keyword: &TokenTree) -> TokenStream {
-    let attrs = attrs.iter().filter(|a| !parse::is_fixture_attr(a));
-    let error = syn::Error::new_spanned(
-        keyword,
-        format!(
-            "#[mirakuru::fixture(...)] goes on a test function (`#[test] fn ...`) or on the `static` \
-             of a shared fixture, not on `{keyword}`"
-        ),
-    )
-    .into_compile_error();
-    quote!(#(#attrs)* #rest #error)
 }
 
 /// `Spec::new(name, cmd).tcp(...)...`: the runtime description of one fixture.
@@ -273,10 +167,7 @@ fn spec(def: &Def) -> TokenStream {
     let mut chain = match &def.cmd {
         Cmd::Line(line) => quote!(::mirakuru::__private::Spec::new(#name, #line)),
         Cmd::Args(args) => {
-            // Literals and expressions of any string type share one array type.
-            let args = args
-                .iter()
-                .map(|a| quote!(::core::convert::Into::<::std::string::String>::into(#a)));
+            let args = into_strings(args);
             quote!(::mirakuru::__private::Spec::args(#name, [#(#args),*]))
         }
     };
@@ -286,74 +177,58 @@ fn spec(def: &Def) -> TokenStream {
     if def.ready_any {
         chain.extend(quote!(.ready_any(true)));
     }
-    if def.owned {
-        chain.extend(quote!(.owned(true)));
-    }
-    if let Some(pattern) = &def.exec_output {
-        chain.extend(quote!(.exec_output(#pattern)));
-    }
-    if let Some(millis) = &def.exec_timeout {
-        let mut ms = Literal::u64_unsuffixed(millis.ms);
-        ms.set_span(millis.span);
-        chain.extend(quote!(.exec_timeout(::mirakuru::__private::Duration::from_millis(#ms))));
-    }
-    if let Some(pattern) = &def.file_matches {
-        chain.extend(quote!(.file_matches(#pattern)));
-    }
-    if let Some((line, span)) = def.file_line {
-        let mut line = Literal::usize_unsuffixed(line);
-        line.set_span(span);
-        chain.extend(quote!(.file_line(#line)));
-    }
-    if let Some(host) = &def.host {
-        chain.extend(quote!(.host(#host)));
-    }
-    for (setter, millis) in [("timeout", &def.timeout), ("stop_timeout", &def.stop_timeout)] {
-        if let Some(millis) = millis {
-            let setter = Ident::new(setter, Span::call_site());
-            let mut ms = Literal::u64_unsuffixed(millis.ms);
-            ms.set_span(millis.span);
-            chain.extend(quote!(.#setter(::mirakuru::__private::Duration::from_millis(#ms))));
-        }
-    }
-    for var in &def.env {
-        let key = LitStr::new(&var.key, var.span);
-        let value = LitStr::new(&var.value, var.span);
-        chain.extend(quote!(.env(#key, #value)));
-    }
-    if let Some(cwd) = &def.cwd {
-        chain.extend(quote!(.cwd(#cwd)));
-    }
-    if let Some(shell) = &def.shell {
-        chain.extend(quote!(.shell(#shell)));
-    }
-    if let Some(user) = &def.user {
-        chain.extend(quote!(.user(#user)));
-    }
-    if let Some(signal) = &def.stop_signal {
-        chain.extend(quote!(.stop_signal(::mirakuru::__private::Signal::#signal)));
-    }
-    if let Some(signal) = &def.kill_signal {
-        chain.extend(quote!(.kill_signal(::mirakuru::__private::Signal::#signal)));
-    }
-    if let Some((code, span)) = def.expected_returncode {
-        let mut code = Literal::i32_unsuffixed(code);
-        code.set_span(span);
-        chain.extend(quote!(.expected_returncode(#code)));
-    }
-    if let Some(method) = &def.method {
-        chain.extend(quote!(.method(#method)));
-    }
-    match &def.status {
-        Some(Status::Code(code, span)) => {
-            let mut code = Literal::u16_suffixed(*code);
-            code.set_span(*span);
-            chain.extend(quote!(.status(#code)));
-        }
-        Some(Status::Pattern(pattern)) => chain.extend(quote!(.status(#pattern))),
-        None => {}
+    for option in &def.options {
+        chain.extend(option_setter(option));
     }
     chain
+}
+
+/// Literals and expressions of any string type, as one array type takes them.
+fn into_strings(texts: &[Text]) -> impl Iterator<Item = TokenStream> + '_ {
+    texts.iter().map(|t| quote!(::core::convert::Into::<::std::string::String>::into(#t)))
+}
+
+/// The `Spec` setter of a plain option, its value as the runtime takes that kind.
+fn option_setter(option: &Setter) -> TokenStream {
+    let setter = Ident::new(option.setter, Span::call_site());
+    match &option.value {
+        Typed::Millis(millis) => {
+            let ms = spanned(Literal::u64_unsuffixed(millis.ms), millis.span);
+            quote!(.#setter(::mirakuru::__private::Duration::from_millis(#ms)))
+        }
+        Typed::Signal(signal) => quote!(.#setter(::mirakuru::__private::Signal::#signal)),
+        Typed::Str(lit) => quote!(.#setter(#lit)),
+        Typed::Bool(lit) => quote!(.#setter(#lit)),
+        Typed::Flag(lit) if lit.value() => quote!(.#setter(true)),
+        Typed::Flag(_) => TokenStream::new(),
+        Typed::I32(n, span) => {
+            let n = spanned(Literal::i32_unsuffixed(*n), *span);
+            quote!(.#setter(#n))
+        }
+        Typed::Usize(n, span) => {
+            let n = spanned(Literal::usize_unsuffixed(*n), *span);
+            quote!(.#setter(#n))
+        }
+        Typed::Env(vars) => vars
+            .iter()
+            .map(|var| {
+                let key = LitStr::new(&var.key, var.span);
+                let value = LitStr::new(&var.value, var.span);
+                quote!(.#setter(#key, #value))
+            })
+            .collect(),
+        Typed::Status(Status::Code(code, span)) => {
+            let code = spanned(Literal::u16_suffixed(*code), *span);
+            quote!(.#setter(#code))
+        }
+        Typed::Status(Status::Pattern(pattern)) => quote!(.#setter(#pattern)),
+    }
+}
+
+/// `literal`, located where the user wrote its value.
+fn spanned(mut literal: Literal, span: Span) -> Literal {
+    literal.set_span(span);
+    literal
 }
 
 /// The `Spec` setter of one readiness check.
@@ -382,15 +257,12 @@ fn readiness_setter(readiness: &Readiness) -> TokenStream {
         Readiness::Output(banner) => quote!(.output(#banner)),
         Readiness::Notify(span) => quote_spanned!(*span=> .notify()),
         Readiness::ReadyFd(fd, span) => {
-            let mut fd = Literal::i32_unsuffixed(*fd);
-            fd.set_span(*span);
+            let fd = spanned(Literal::i32_unsuffixed(*fd), *span);
             quote!(.ready_fd(#fd))
         }
         Readiness::Exec(Cmd::Line(line)) => quote!(.exec(#line)),
         Readiness::Exec(Cmd::Args(args)) => {
-            let args = args
-                .iter()
-                .map(|a| quote!(::core::convert::Into::<::std::string::String>::into(#a)));
+            let args = into_strings(args);
             quote!(.exec_args([#(#args),*]))
         }
         Readiness::Redis(p) => {
@@ -413,8 +285,7 @@ fn port(port: Port) -> TokenStream {
     match port {
         Port::Auto(span) => quote_spanned!(span=> ::mirakuru::__private::Port::Auto),
         Port::Fixed(number, span) => {
-            let mut number = Literal::u16_unsuffixed(number);
-            number.set_span(span);
+            let number = spanned(Literal::u16_unsuffixed(number), span);
             quote!(::mirakuru::__private::Port::Fixed(#number))
         }
     }
@@ -422,20 +293,8 @@ fn port(port: Port) -> TokenStream {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
-
-    /// The expansion, as text, for comparing with `quote!`ed expectations.
-    fn expand(args: TokenStream, item: TokenStream) -> String {
-        fixture(args, item).to_string()
-    }
-
-    fn errors_in(expansion: &str) -> Vec<String> {
-        expansion
-            .split(":: core :: compile_error ! { ")
-            .skip(1)
-            .map(|rest| rest.split(" }").next().unwrap_or_default().to_string())
-            .collect()
-    }
+    use crate::tests::expand;
+    use quote::quote;
 
     #[test]
     fn expands_one_fixture_with_a_parameter() {
@@ -720,149 +579,6 @@ mod tests {
         assert_eq!(
             out.replace("{ ", "").replace(" }", ""),
             expected.to_string().replace("{ ", "").replace(" }", "")
-        );
-    }
-
-    #[test]
-    fn a_shared_static_is_checked() {
-        let out = expand(
-            quote!(cmd = "x"),
-            quote! {
-                #[mirakuru::fixture(cmd = "y")]
-                static mut REDIS: mirakuru::SharedFixture = make();
-            },
-        );
-        assert_eq!(
-            errors_in(&out),
-            [
-                "\"a shared fixture's `static` holds one fixture; declare one `static` per fixture\"",
-                "\"a shared fixture cannot be `static mut`; remove `mut`: it is shared safely without it\"",
-                "\"a shared fixture's `static` has no initializer: #[mirakuru::fixture(...)] writes it; remove `= ...`\"",
-            ]
-        );
-        assert!(
-            out.starts_with(
-                &quote!(
-                    static mut REDIS: mirakuru::SharedFixture =
-                        ::mirakuru::__private::SharedFixture::new(|| ::core::unreachable!());
-                )
-                .to_string()
-            ),
-            "{out}"
-        );
-    }
-
-    #[test]
-    fn a_static_with_errors_still_compiles_apart_from_them() {
-        let out = expand(
-            quote!(tcp = auto),
-            quote!(
-                static REDIS: mirakuru::SharedFixture;
-            ),
-        );
-        assert!(
-            out.starts_with(
-                &quote!(
-                    static REDIS: mirakuru::SharedFixture =
-                        ::mirakuru::__private::SharedFixture::new(|| ::core::unreachable!());
-                )
-                .to_string()
-            ),
-            "{out}"
-        );
-        assert_eq!(errors_in(&out).len(), 1);
-    }
-
-    #[test]
-    fn errors_leave_the_function_as_written_but_not_a_test() {
-        let out = expand(
-            quote!(tcp = auto, prot = 1),
-            quote! {
-                /// Docs.
-                #[test]
-                #[should_panic]
-                fn reads(redis: &mirakuru::Fixture) { redis.port(); }
-            },
-        );
-        let expected = quote! {
-            #[doc = r" Docs."]
-            #[allow(dead_code)]
-            fn reads(redis: &mirakuru::Fixture) { redis.port(); }
-        };
-        assert!(out.starts_with(&expected.to_string()), "{out}");
-        assert_eq!(errors_in(&out).len(), 2, "{out}");
-    }
-
-    #[test]
-    fn errors_keep_a_test_without_parameters_a_test() {
-        let out = expand(
-            quote!(tcp = auto),
-            quote!(
-                #[test]
-                fn t() {}
-            ),
-        );
-        assert!(
-            out.starts_with(
-                &quote!(
-                    #[test]
-                    fn t() {}
-                )
-                .to_string()
-            ),
-            "{out}"
-        );
-    }
-
-    #[test]
-    fn errors_of_every_stacked_attribute_and_parameter_are_reported() {
-        let out = expand(
-            quote!(cmd = "x", tcp = 0),
-            quote! {
-                #[mirakuru::fixture(cmd = "y", timeout = "soon")]
-                #[test]
-                fn t() {}
-            },
-        );
-        let errors = errors_in(&out);
-        assert_eq!(errors.len(), 2, "{errors:?}");
-        assert!(errors[0].starts_with("\"port 0"));
-        assert!(errors[1].starts_with("\"`timeout = \\\"soon\\\"`"));
-        let out = expand(
-            quote!(cmd = "x", name = a),
-            quote!(
-                #[mirakuru::fixture(cmd = "y", name = b)]
-                fn t(c: &F) {}
-            ),
-        );
-        assert_eq!(
-            errors_in(&out),
-            ["\"no fixture named `c`; add `name = c` to its #[mirakuru::fixture(...)]\""]
-        );
-    }
-
-    #[test]
-    fn other_items_are_rejected_on_their_keyword() {
-        let out = expand(
-            quote!(cmd = "x"),
-            quote!(
-                #[derive(Debug)]
-                pub struct S;
-            ),
-        );
-        assert!(
-            out.starts_with(
-                &quote!(
-                    #[derive(Debug)]
-                    pub struct S;
-                )
-                .to_string()
-            ),
-            "{out}"
-        );
-        assert_eq!(
-            errors_in(&out),
-            ["\"#[mirakuru::fixture(...)] goes on a test function (`#[test] fn ...`) or on the `static` of a shared fixture, not on `struct`\""]
         );
     }
 

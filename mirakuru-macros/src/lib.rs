@@ -1,18 +1,38 @@
 //! Implementation detail of the `mirakuru` crate: the `#[mirakuru::fixture(...)]` attribute.
 //! Use it as `mirakuru::fixture`; its expansion calls into `mirakuru` only.
 //!
-//! The attribute is read in three steps, one module each, all written on `proc_macro2` so
-//! they are unit-tested: `parse` (what was written), `validate` (whether it makes sense, every
-//! mistake reported at once on its token) and `expand` (the generated code).
+//! The attribute goes through phases, one concern a module, all written on `proc_macro2` so
+//! that they are unit-tested; `expand::fixture` is the pipeline:
+//!
+//! - reading: `ast` (the item under the attribute) and `args` (its `key = value` arguments,
+//!   as written);
+//! - checking: `keys` (the table of keys, and which were given), `values`, `command` and
+//!   `readiness` (each value typed), `placeholders` (the `{...}` in strings), `valid` (the
+//!   rules that involve several keys), `def` (the order of all that for one attribute) and
+//!   `bind` (the test's parameters bound to its fixtures); every mistake is reported at once,
+//!   on its token (`errors`);
+//! - emitting: `expand` (the generated code), or `fallback` (the item next to the errors).
 
 #![warn(missing_debug_implementations, rust_2018_idioms, unreachable_pub)]
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
+mod args;
+mod ast;
+mod bind;
+mod command;
+mod def;
 mod errors;
 mod expand;
-mod parse;
-mod validate;
+mod fallback;
+mod keys;
+mod placeholders;
+mod readiness;
+mod valid;
+mod values;
+
+#[cfg(test)]
+mod tests;
 
 use proc_macro::TokenStream;
 
