@@ -11,6 +11,8 @@
 //! | `sweep.rs` | the members of one tree, found in `/proc` |
 //! | `procfs.rs` | reading `/proc` without allocating (the reaper uses it after fork) |
 //! | `reaper.rs` | the process that kills what is left when the binary dies |
+//! | `table.rs` | the reaper's lists, without the allocator |
+//! | `run_dir.rs` | the binary's directory, where fixtures and notify sockets keep their files |
 //! | `live.rs`, `at_exit.rs` | what is stopped when the binary exits normally |
 
 mod at_exit;
@@ -19,14 +21,17 @@ mod liveness;
 mod monitor;
 mod procfs;
 mod reaper;
+mod run_dir;
 mod spawn;
 mod supervisor;
 mod sweep;
+mod table;
 mod tree;
 
 pub(crate) use at_exit::at_exit;
 pub(crate) use liveness::{Liveness, Survivors};
 pub(crate) use monitor::Monitor;
+pub(crate) use run_dir::private_dir;
 pub(crate) use spawn::{new_marker, Extras};
 pub(crate) use tree::{far_future, Process, StopPlan};
 

@@ -249,7 +249,8 @@ fn parse_pid(name: &[u8]) -> Option<u32> {
 }
 
 /// Marks the processes reachable from the selected ones: their children, and the members of
-/// sessions or process groups they lead, repeated until nothing changes.
+/// sessions or process groups they lead, repeated until nothing changes. `infos` is sorted by
+/// pid: each look-up is a binary search, so a pass over thousands of processes stays cheap.
 pub(crate) fn close_over_descendants(infos: &[ProcInfo], selected: &mut [bool]) {
     loop {
         let mut changed = false;
@@ -258,12 +259,12 @@ pub(crate) fn close_over_descendants(infos: &[ProcInfo], selected: &mut [bool]) 
                 continue;
             }
             let p = infos[i];
-            let reached = infos.iter().zip(selected.iter()).any(|(q, &sel)| {
-                sel && (q.pid == p.ppid
-                    || (q.pid == q.sid && q.sid == p.sid)
-                    || (q.pid == q.pgid && q.pgid == p.pgid))
-            });
-            if reached {
+            // The process whose pid is a session or group id leads that session or group.
+            let marked = |pid: u32| {
+                pid != p.pid
+                    && infos.binary_search_by_key(&pid, |q| q.pid).is_ok_and(|at| selected[at])
+            };
+            if marked(p.ppid) || marked(p.sid) || marked(p.pgid) {
                 selected[i] = true;
                 changed = true;
             }

@@ -1,5 +1,5 @@
 //! The last line of defence: a tiny process that outlives the test binary just long enough to
-//! kill whatever the binary still owned.
+//! kill whatever the binary still owned, and to remove its files.
 //!
 //! `PR_SET_PDEATHSIG` kills each spawned service when the test binary dies, however it dies
 //! (SIGKILL, abort, OOM, a nextest timeout). It does not reach the service's own descendants:
@@ -8,26 +8,33 @@
 //! (mirakuru #89), testcontainers' watchdog only on three signals (testcontainers-rs #577).
 //!
 //! So the first spawn forks a reaper. It holds one end of a socket pair whose other end only
-//! the test binary holds; the kernel closes that end when the binary exits for any reason. The
-//! binary tells the reaper the session id of every service it starts and stops. On end of file
-//! the reaper kills, with SIGKILL, every process of our user that is in one of those sessions,
-//! or whose environment carries this binary's owner marker, and all their descendants — then
-//! exits.
+//! the test binary holds; the kernel closes that end when the binary exits for any reason.
+//! The binary tells the reaper every session it starts (a service leads one) and every
+//! process it adopts (a pid file's daemon, `MAINPID=`, the owner of a listening socket), and
+//! when they are gone. On end of file the reaper kills, with SIGKILL, every process in one of
+//! those sessions, every adopted process, every process whose environment carries this
+//! binary's owner marker, and all their descendants; removes the binary's run directory;
+//! then exits.
 //!
 //! The reaper is a fork of a multi-threaded process that never execs, so after fork(2) it may
 //! only make async-signal-safe system calls: no allocation, no locks, no panics. It uses the
-//! primitives of `procfs.rs`, written under the same rules.
+//! primitives of `procfs.rs` and the tables of `table.rs`, written under the same rules.
 
+use std::ffi::CStr;
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::net::UnixStream;
+use std::path::Path;
 
 use nix::sys::signal::{SigSet, SigmaskHow, Signal as NixSignal};
 use nix::unistd::ForkResult;
+use rustix::fs::{AtFlags, Mode, OFlags, CWD};
 
 use super::procfs::{
     close_over_descendants, environ_match, for_each_process, proc_info, ProcInfo, Scratch,
 };
+use super::table::Table;
 use crate::platform;
 use crate::signal::Signal;
 
@@ -37,25 +44,56 @@ pub(crate) struct Reaper {
     lifeline: OwnedFd,
 }
 
-const ADD: u8 = b'+';
-const REMOVE: u8 = b'-';
-const MAX_SESSIONS: usize = 1024;
-const MAX_PROCS: usize = 2048;
+/// A record: what, a pid, a start time (13 bytes; a stream socket with room takes it whole).
+const SESSION: u8 = b'S';
+const FORGET_SESSION: u8 = b's';
+const PROCESS: u8 = b'P';
+const FORGET_PROCESS: u8 = b'p';
+const RECORD: usize = 13;
+
+/// The longest run directory path the reaper can remove (PATH_MAX).
+const MAX_PATH: usize = 4096;
+
+/// What the reaper is told before it forks: all of it is copied onto its stack.
+struct Orders {
+    owner_needle: [u8; 64],
+    needle_len: usize,
+    run_dir: [u8; MAX_PATH],
+    run_dir_len: usize,
+    uid: u32,
+    pid_max: usize,
+}
 
 impl Reaper {
-    /// Forks the reaper. Called by the supervisor thread before it spawns anything: its stack
-    /// is known to be large enough for the reaper's fixed-size tables (about 200 KiB).
-    pub(crate) fn start(owner_prefix: &[u8]) -> io::Result<Reaper> {
+    /// Forks the reaper. `owner_prefix` is this binary's marker prefix; `run_dir` is removed
+    /// after the sweep.
+    pub(crate) fn start(
+        owner_prefix: &[u8],
+        run_dir: Option<&Path>,
+        pid_max: usize,
+    ) -> io::Result<Reaper> {
         let (ours, theirs) = UnixStream::pair()?;
         // Everything the child needs is prepared before fork: no allocation afterwards.
-        let mut needle = [0u8; 64];
-        let needle_len = owner_prefix.len().min(needle.len());
-        needle[..needle_len].copy_from_slice(&owner_prefix[..needle_len]);
-        let uid = platform::geteuid();
+        let mut orders = Orders {
+            owner_needle: [0; 64],
+            needle_len: owner_prefix.len().min(64),
+            run_dir: [0; MAX_PATH],
+            run_dir_len: 0,
+            uid: platform::geteuid(),
+            pid_max,
+        };
+        orders.owner_needle[..orders.needle_len]
+            .copy_from_slice(&owner_prefix[..orders.needle_len]);
+        if let Some(dir) = run_dir.map(|d| d.as_os_str().as_bytes()) {
+            if dir.len() < MAX_PATH && !dir.contains(&0) {
+                orders.run_dir[..dir.len()].copy_from_slice(dir);
+                orders.run_dir_len = dir.len();
+            }
+        }
         // SAFETY: the child runs only `reaper_main`, which makes async-signal-safe calls on
-        // its own stack and never returns into the caller's code.
+        // its own stack and on memory mapped for it, and never returns into the caller.
         match unsafe { nix::unistd::fork() }? {
-            ForkResult::Child => reaper_main(theirs, &needle[..needle_len], uid),
+            ForkResult::Child => reaper_main(theirs, &orders),
             ForkResult::Parent { .. } => {
                 drop(theirs);
                 let lifeline = OwnedFd::from(ours);
@@ -65,29 +103,65 @@ impl Reaper {
         }
     }
 
-    /// Tells the reaper about a session to kill if the binary dies.
-    pub(crate) fn watch(&self, sid: u32) {
-        self.send(ADD, sid);
+    /// A service leading session `sid` (its leader started at `start`) was spawned.
+    pub(crate) fn watch_session(&self, sid: u32, start: u64) {
+        self.send(SESSION, sid, start);
     }
 
-    /// Tells the reaper a session is gone, so a recycled id is never killed.
-    pub(crate) fn forget(&self, sid: u32) {
-        self.send(REMOVE, sid);
+    /// The session's leader is gone and its number may be given to a stranger: it is no
+    /// longer ours to kill by number.
+    pub(crate) fn forget_session(&self, sid: u32) {
+        self.send(FORGET_SESSION, sid, 0);
     }
 
-    fn send(&self, op: u8, sid: u32) {
-        let b = sid.to_le_bytes();
-        let record = [op, b[0], b[1], b[2], b[3]];
-        // Five bytes go in one piece or not at all on a stream socket with room; if the reaper
-        // is gone or its buffer is full, the marker sweep still finds the tree.
+    /// Process `pid` (started at `start`) belongs to a service: kill it too.
+    pub(crate) fn adopt(&self, pid: u32, start: u64) {
+        self.send(PROCESS, pid, start);
+    }
+
+    /// The adopted process is gone.
+    pub(crate) fn forget_process(&self, pid: u32) {
+        self.send(FORGET_PROCESS, pid, 0);
+    }
+
+    fn send(&self, op: u8, id: u32, start: u64) {
+        let mut record = [0u8; RECORD];
+        record[0] = op;
+        record[1..5].copy_from_slice(&id.to_le_bytes());
+        record[5..].copy_from_slice(&start.to_le_bytes());
+        // If the reaper is gone or its buffer is full, the marker sweep still finds the tree.
         let _ = rustix::net::send(&self.lifeline, &record, rustix::net::SendFlags::NOSIGNAL);
     }
 }
 
 /// The reaper's whole life. Never returns.
-fn reaper_main(lifeline: UnixStream, owner_needle: &[u8], uid: u32) -> ! {
-    // Own session: a Ctrl-C or a group kill aimed at the test binary must not end the reaper
-    // before it has swept. Blocked, the terminal signals stay pending forever.
+fn reaper_main(lifeline: UnixStream, orders: &Orders) -> ! {
+    detach(&lifeline);
+    let sessions = Table::<(u32, u64)>::with_capacity(orders.pid_max);
+    let procs = Table::<(u32, u64)>::with_capacity(orders.pid_max);
+    if let (Some(mut sessions), Some(mut procs)) = (sessions, procs) {
+        listen(&lifeline, &mut sessions, &mut procs);
+        sessions.as_mut_slice().sort_unstable();
+        procs.as_mut_slice().sort_unstable();
+        sweep(orders, sessions.as_slice(), procs.as_slice());
+    } else {
+        // No memory for the records: the owner marker still finds most of what is left.
+        listen_until_closed(&lifeline);
+        sweep(orders, &[], &[]);
+    }
+    if orders.run_dir_len > 0 {
+        remove_tree(&orders.run_dir[..orders.run_dir_len]);
+    }
+    // SAFETY: _exit(2) ends this process at once; nothing of the binary's runs after it —
+    // its atexit handlers, inherited by this fork, must not. No safe wrapper offers it.
+    unsafe { libc::_exit(0) }
+}
+
+/// Cuts the reaper loose from the binary: its own session (a Ctrl-C or a group kill aimed at
+/// the binary must not end it before it has swept), terminal signals blocked, and none of the
+/// binary's files held — not its stdout (nextest would wait for it and report a leak), not
+/// its listening sockets, not service pipes. Only the lifeline.
+fn detach(lifeline: &UnixStream) {
     let _ = rustix::process::setsid();
     platform::set_process_name(c"mirakuru-reaper");
     let mut blocked = SigSet::empty();
@@ -101,94 +175,120 @@ fn reaper_main(lifeline: UnixStream, owner_needle: &[u8], uid: u32) -> ! {
         blocked.add(sig);
     }
     let _ = nix::sys::signal::sigprocmask(SigmaskHow::SIG_BLOCK, Some(&blocked), None);
-    // Hold nothing of the binary's: not its stdout (nextest would wait for it and report a
-    // leak), not its listening sockets, not service pipes. Only the lifeline.
-    if let Ok(null) = rustix::fs::open(
-        c"/dev/null",
-        rustix::fs::OFlags::RDWR | rustix::fs::OFlags::CLOEXEC,
-        rustix::fs::Mode::empty(),
-    ) {
+    if let Ok(null) = rustix::fs::open(c"/dev/null", OFlags::RDWR | OFlags::CLOEXEC, Mode::empty())
+    {
         let _ = rustix::stdio::dup2_stdin(&null);
         let _ = rustix::stdio::dup2_stdout(&null);
         let _ = rustix::stdio::dup2_stderr(&null);
     }
     platform::close_inherited_fds(lifeline.as_raw_fd());
-    let mut sessions = [0u32; MAX_SESSIONS];
-    let count = listen(&lifeline, &mut sessions);
-    // Root owns every process; its services and their workers may run as other users.
-    let own = [uid];
-    let uids: &[u32] = if uid == 0 { &[] } else { &own };
-    sweep(&sessions[..count], owner_needle, uids);
-    // SAFETY: _exit(2) ends this process at once; nothing of the binary's runs after it —
-    // its atexit handlers, inherited by this fork, must not. No safe wrapper offers it.
-    unsafe { libc::_exit(0) }
 }
 
-/// Reads the binary's records until the lifeline breaks; returns how many sessions are kept.
-fn listen(lifeline: &UnixStream, sessions: &mut [u32; MAX_SESSIONS]) -> usize {
-    let mut count = 0usize;
-    let mut record = [0u8; 5];
+/// Reads the binary's records until the lifeline breaks.
+fn listen(lifeline: &UnixStream, sessions: &mut Table<(u32, u64)>, procs: &mut Table<(u32, u64)>) {
+    let mut record = [0u8; RECORD];
     let mut filled = 0usize;
     loop {
         match rustix::io::read(lifeline, &mut record[filled..]) {
-            Ok(0) => return count,
+            Ok(0) => return,
             Ok(n) => filled += n,
             Err(rustix::io::Errno::INTR) => continue,
-            Err(_) => return count,
+            Err(_) => return,
         }
-        if filled < record.len() {
+        if filled < RECORD {
             continue;
         }
         filled = 0;
-        let sid = u32::from_le_bytes([record[1], record[2], record[3], record[4]]);
-        if record[0] == ADD && count < MAX_SESSIONS {
-            sessions[count] = sid;
-            count += 1;
-        } else if record[0] == REMOVE {
-            if let Some(i) = sessions[..count].iter().position(|&s| s == sid) {
-                count -= 1;
-                sessions[i] = sessions[count];
-            }
+        let id = u32::from_le_bytes([record[1], record[2], record[3], record[4]]);
+        let mut start = [0u8; 8];
+        start.copy_from_slice(&record[5..]);
+        let start = u64::from_le_bytes(start);
+        match record[0] {
+            SESSION => add(sessions, id, start),
+            FORGET_SESSION => remove(sessions, id),
+            PROCESS => add(procs, id, start),
+            FORGET_PROCESS => remove(procs, id),
+            _ => {}
         }
     }
 }
 
-fn sweep(sessions: &[u32], owner_needle: &[u8], uids: &[u32]) {
+fn listen_until_closed(lifeline: &UnixStream) {
+    let mut buf = [0u8; 256];
+    loop {
+        match rustix::io::read(lifeline, &mut buf) {
+            Ok(0) => return,
+            Ok(_) | Err(rustix::io::Errno::INTR) => continue,
+            Err(_) => return,
+        }
+    }
+}
+
+fn add(table: &mut Table<(u32, u64)>, id: u32, start: u64) {
+    match table.as_slice().iter().position(|&(i, _)| i == id) {
+        Some(at) => table.as_mut_slice()[at] = (id, start),
+        None => {
+            // Full means the kernel gave no more memory: the marker sweep remains.
+            let _ = table.push((id, start));
+        }
+    }
+}
+
+fn remove(table: &mut Table<(u32, u64)>, id: u32) {
+    if let Some(at) = table.as_slice().iter().position(|&(i, _)| i == id) {
+        table.swap_remove(at);
+    }
+}
+
+/// Kills everything that was the binary's. One pass is a snapshot that can be stale by the
+/// time it is used: a process listed alive may fork and die before its stat is read, its
+/// child missing from the listing; a process in the middle of execve(2) shows no environment
+/// yet. So passes repeat until three in a row, some milliseconds apart, find nothing.
+fn sweep(orders: &Orders, sessions: &[(u32, u64)], procs: &[(u32, u64)]) {
     if !platform::HAS_PROCFS {
         // Without `/proc`, the process groups it was told about (each service leads its own
         // session and group).
-        for &sid in sessions {
+        for &(sid, _) in sessions {
             let _ = platform::kill_group(sid, Signal::SIGKILL);
         }
         return;
     }
+    let (Some(mut infos), Some(mut selected)) = (
+        Table::<ProcInfo>::with_capacity(orders.pid_max),
+        Table::<bool>::with_capacity(orders.pid_max),
+    ) else {
+        return;
+    };
+    let own = [orders.uid];
+    // Root owns every process; its services and their workers may run as other users.
+    let uids: &[u32] = if orders.uid == 0 { &[] } else { &own };
+    let needle = &orders.owner_needle[..orders.needle_len];
     let me = std::process::id();
-    let mut infos = [ProcInfo::default(); MAX_PROCS];
     let mut scratch = Scratch::new();
-    // One pass is a snapshot that can be stale by the time it is used: a process listed
-    // alive may fork and die before its stat is read, its child missing from the listing; a
-    // process in the middle of execve(2) shows no environment yet. So passes repeat until
-    // three in a row, some milliseconds apart, find nothing (bounded).
     let mut quiet = 0;
     for pass in 0..200 {
-        let mut len = 0usize;
+        infos.clear();
         for_each_process(&mut scratch, uids, 0, |p| {
-            if p.pid != me && len < MAX_PROCS {
-                infos[len] = p;
-                len += 1;
+            if p.pid != me {
+                let _ = infos.push(p);
             }
         });
-        let mut selected = [false; MAX_PROCS];
-        for i in 0..len {
-            let p = infos[i];
-            selected[i] = sessions.contains(&p.sid)
-                || environ_match(p.pid, owner_needle, false).unwrap_or(false);
+        infos.as_mut_slice().sort_unstable_by_key(|p| p.pid);
+        let infos = infos.as_slice();
+        selected.clear();
+        for p in infos {
+            let ours = in_session(p, sessions, infos)
+                || procs
+                    .binary_search_by_key(&p.pid, |&(pid, _)| pid)
+                    .is_ok_and(|at| procs[at].1 == p.start_time)
+                || environ_match(p.pid, needle, false).unwrap_or(false);
+            let _ = selected.push(ours);
         }
-        close_over_descendants(&infos[..len], &mut selected[..len]);
+        close_over_descendants(infos, selected.as_mut_slice());
         let mut killed = false;
-        for i in 0..len {
-            if selected[i] {
-                kill_if_same(infos[i]);
+        for (p, &sel) in infos.iter().zip(selected.as_slice()) {
+            if sel {
+                kill_if_same(*p);
                 killed = true;
             }
         }
@@ -201,10 +301,76 @@ fn sweep(sessions: &[u32], owner_needle: &[u8], uids: &[u32]) {
     }
 }
 
+/// Whether `p` is in a session (or process group) of a service, by a number that is still
+/// the service's: if a process holds the leader's pid with another start time, the number
+/// was recycled for a stranger.
+fn in_session(p: &ProcInfo, sessions: &[(u32, u64)], infos: &[ProcInfo]) -> bool {
+    [p.sid, p.pgid].into_iter().any(|number| {
+        let Ok(at) = sessions.binary_search_by_key(&number, |&(sid, _)| sid) else {
+            return false;
+        };
+        let start = sessions[at].1;
+        match infos.binary_search_by_key(&number, |q| q.pid) {
+            Ok(leader) => start == 0 || infos[leader].start_time == start,
+            Err(_) => true,
+        }
+    })
+}
+
 /// SIGKILLs `p` unless its pid now names another process (checked through a pidfd).
 fn kill_if_same(p: ProcInfo) {
     let Some(fd) = platform::pidfd_open(p.pid) else { return };
     if proc_info(p.pid, &[]).is_some_and(|now| now.start_time == p.start_time) {
         let _ = platform::pidfd_send_signal(fd.as_fd(), Signal::SIGKILL);
+    }
+}
+
+/// Removes the directory at `path` and everything in it, without following symbolic links
+/// and without allocating: one path buffer and one directory listing at a time. Entries that
+/// cannot be removed are left (the walk is bounded).
+fn remove_tree(path: &[u8]) {
+    let mut buf = [0u8; MAX_PATH + 1];
+    buf[..path.len()].copy_from_slice(path);
+    let root = path.len();
+    let mut len = root;
+    for _ in 0..100_000 {
+        buf[len] = 0;
+        let Ok(here) = CStr::from_bytes_with_nul(&buf[..=len]) else { return };
+        let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+        let Ok(dir) = rustix::fs::open(here, flags, Mode::empty()) else { return };
+        let mut descend: Option<([u8; 256], usize)> = None;
+        platform::for_each_dir_entry(dir.as_fd(), |name| {
+            if descend.is_some() || name == b"." || name == b".." || name.len() > 255 {
+                return;
+            }
+            let mut entry = [0u8; 256];
+            entry[..name.len()].copy_from_slice(name);
+            let Ok(entry_name) = CStr::from_bytes_with_nul(&entry[..=name.len()]) else {
+                return;
+            };
+            let unlinked = rustix::fs::unlinkat(&dir, entry_name, AtFlags::empty());
+            if unlinked == Err(rustix::io::Errno::ISDIR) {
+                descend = Some((entry, name.len()));
+            }
+        });
+        drop(dir);
+        match descend {
+            Some((name, n)) if len + 1 + n < MAX_PATH => {
+                buf[len] = b'/';
+                buf[len + 1..len + 1 + n].copy_from_slice(&name[..n]);
+                len += 1 + n;
+            }
+            _ => {
+                // Empty now (or holding what cannot go): remove it, and go up.
+                let _ = rustix::fs::unlinkat(CWD, here, AtFlags::REMOVEDIR);
+                if len <= root {
+                    return;
+                }
+                while len > root && buf[len - 1] != b'/' {
+                    len -= 1;
+                }
+                len = len.saturating_sub(1).max(root);
+            }
+        }
     }
 }

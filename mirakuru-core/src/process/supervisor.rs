@@ -48,17 +48,26 @@ enum Request {
 pub(crate) struct Supervisor {
     requests: Mutex<Sender<Request>>,
     wake: Arc<WakePipe>,
-    reaper: OnceLock<Option<Reaper>>,
+    reaper: Arc<Mutex<Option<Reaper>>>,
 }
 
-static SUPERVISOR: OnceLock<Result<Supervisor, String>> = OnceLock::new();
+static SUPERVISOR: OnceLock<Supervisor> = OnceLock::new();
+static STARTING: Mutex<()> = Mutex::new(());
 
-/// The supervisor, started on first use.
+/// The supervisor, started on first use. A failure to start it is not remembered: it is
+/// usually a passing lack of resources (EMFILE), and the next start tries again.
 pub(crate) fn get() -> io::Result<&'static Supervisor> {
-    SUPERVISOR
-        .get_or_init(|| Supervisor::start().map_err(|e| e.to_string()))
-        .as_ref()
-        .map_err(|e| io::Error::other(format!("cannot start the mirakuru supervisor thread: {e}")))
+    if let Some(supervisor) = SUPERVISOR.get() {
+        return Ok(supervisor);
+    }
+    let _starting = STARTING.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(supervisor) = SUPERVISOR.get() {
+        return Ok(supervisor);
+    }
+    let supervisor = Supervisor::start().map_err(|e| {
+        io::Error::new(e.kind(), format!("cannot start the mirakuru supervisor thread: {e}"))
+    })?;
+    Ok(SUPERVISOR.get_or_init(|| supervisor))
 }
 
 impl Supervisor {
@@ -66,13 +75,15 @@ impl Supervisor {
         let (tx, rx) = mpsc::channel();
         let wake = Arc::new(WakePipe::new()?);
         let thread_wake = Arc::clone(&wake);
+        let reaper = Arc::new(Mutex::new(None));
+        let thread_reaper = Arc::clone(&reaper);
         std::thread::Builder::new()
             .name("mirakuru-supervisor".into())
             // The loop keeps its 64 KiB read buffer on the heap; the stack is sized for the
-            // reaper, a fork of this thread, whose process tables live on it (~200 KiB).
+            // reaper, a fork of this thread, whose buffers live on it (~100 KiB).
             .stack_size(512 * 1024)
-            .spawn(move || run(rx, thread_wake))?;
-        Ok(Supervisor { requests: Mutex::new(tx), wake, reaper: OnceLock::new() })
+            .spawn(move || run(rx, thread_wake, thread_reaper))?;
+        Ok(Supervisor { requests: Mutex::new(tx), wake, reaper })
     }
 
     /// Spawns `cmd` from the supervisor thread and starts watching it.
@@ -83,13 +94,7 @@ impl Supervisor {
     ) -> io::Result<Spawned> {
         let (reply, answer) = mpsc::sync_channel(1);
         self.send(Request::Spawn(Box::new(cmd), monitor, reply))?;
-        let spawned = answer
-            .recv()
-            .map_err(|_| io::Error::other("the mirakuru supervisor thread is gone"))??;
-        if let Some(reaper) = self.reaper() {
-            reaper.watch(spawned.pid);
-        }
-        Ok(spawned)
+        answer.recv().map_err(|_| io::Error::other("the mirakuru supervisor thread is gone"))?
     }
 
     /// Reads now what the process has written so far and is still in its pipes, so that an
@@ -108,10 +113,12 @@ impl Supervisor {
         let _ = self.send(Request::Release(id));
     }
 
-    /// The reaper, forked by the supervisor thread before its first spawn; `None` if that
-    /// failed (the exit hook and PDEATHSIG still work).
-    pub(crate) fn reaper(&self) -> Option<&Reaper> {
-        self.reaper.get().and_then(Option::as_ref)
+    /// Tells the reaper, if there is one, something it must know (see `Reaper`). There is
+    /// none only while forking it fails; the exit hook and PDEATHSIG still work then.
+    pub(crate) fn tell_reaper(&self, tell: impl FnOnce(&Reaper)) {
+        if let Some(reaper) = &*self.reaper.lock().unwrap_or_else(|p| p.into_inner()) {
+            tell(reaper);
+        }
     }
 
     fn send(&self, request: Request) -> io::Result<()> {
@@ -140,21 +147,15 @@ impl Entry {
     }
 }
 
-fn run(rx: Receiver<Request>, wake: Arc<WakePipe>) {
-    // Before anything is spawned, so that no service can fork a daemon unseen.
-    if let Ok(supervisor) = get() {
-        supervisor.reaper.get_or_init(|| {
-            let prefix = format!("{MARKER_VAR}={}:", std::process::id());
-            Reaper::start(prefix.as_bytes()).ok()
-        });
-    }
+fn run(rx: Receiver<Request>, wake: Arc<WakePipe>, reaper: Arc<Mutex<Option<Reaper>>>) {
     let mut entries: Vec<Entry> = Vec::new();
     let mut next_id = 1u64;
     let mut buf = vec![0u8; 64 * 1024];
     loop {
         // A bug here must not end the thread: its death would SIGKILL every service.
         let round = std::panic::catch_unwind(AssertUnwindSafe(|| {
-            serve_round(&rx, &wake, &mut entries, &mut next_id, &mut buf)
+            let state = State { rx: &rx, wake: &wake, reaper: &reaper };
+            serve_round(&state, &mut entries, &mut next_id, &mut buf)
         }));
         if round.is_err() {
             std::thread::sleep(std::time::Duration::from_millis(1));
@@ -168,13 +169,27 @@ enum Source {
     Exit,
 }
 
-fn serve_round(
-    rx: &Receiver<Request>,
-    wake: &WakePipe,
-    entries: &mut Vec<Entry>,
-    next_id: &mut u64,
-    buf: &mut [u8],
-) {
+/// What the loop serves with.
+struct State<'a> {
+    rx: &'a Receiver<Request>,
+    wake: &'a WakePipe,
+    reaper: &'a Mutex<Option<Reaper>>,
+}
+
+/// Forks the reaper if there is none yet — before a spawn, so that no service can fork a
+/// daemon unseen. Done again at the next spawn if it fails (a passing lack of resources).
+fn ensure_reaper(reaper: &Mutex<Option<Reaper>>) {
+    let mut reaper = reaper.lock().unwrap_or_else(|p| p.into_inner());
+    if reaper.is_none() {
+        let prefix = format!("{MARKER_VAR}={}:", std::process::id());
+        let run_dir = super::run_dir::run_dir().ok();
+        let pid_max = usize::try_from(super::sweep::pid_max()).unwrap_or(usize::MAX);
+        *reaper = Reaper::start(prefix.as_bytes(), run_dir.as_deref(), pid_max).ok();
+    }
+}
+
+fn serve_round(state: &State<'_>, entries: &mut Vec<Entry>, next_id: &mut u64, buf: &mut [u8]) {
+    let State { rx, wake, .. } = *state;
     let mut sources: Vec<(usize, Source)> = Vec::with_capacity(entries.len() * 3);
     let mut needs_tick = false;
     let ready: Vec<bool> = {
@@ -207,13 +222,13 @@ fn serve_round(
         }
         match source {
             Source::Out(stream) => drain(&mut entries[i], stream, buf, READS_PER_ROUND),
-            Source::Exit => on_exit(&mut entries[i], buf),
+            Source::Exit => on_exit(&mut entries[i], buf, state.reaper),
         }
     }
     if needs_tick {
         for e in entries.iter_mut().filter(|e| e.pidfd.is_none() && !e.exited) {
             if !matches!(platform::exit_status_nowait(e.pid, None), Ok(None)) {
-                on_exit(e, buf);
+                on_exit(e, buf, state.reaper);
             }
         }
     }
@@ -223,6 +238,7 @@ fn serve_round(
     while let Ok(request) = rx.try_recv() {
         match request {
             Request::Spawn(cmd, monitor, reply) => {
+                ensure_reaper(state.reaper);
                 let spawned = spawn(*cmd, monitor, *next_id).map(|(entry, stdin)| {
                     let spawned = Spawned { id: entry.id, pid: entry.pid, stdin };
                     entries.push(entry);
@@ -311,7 +327,7 @@ fn drain(entry: &mut Entry, stream: Stream, buf: &mut [u8], rounds: usize) {
 /// The leader exited: first take everything it wrote (it is all in the pipes now), then
 /// publish the exit, so a waiter never sees "exited" before the output that preceded it.
 /// Bounded, because a surviving descendant may keep the pipe busy forever.
-fn on_exit(entry: &mut Entry, buf: &mut [u8]) {
+fn on_exit(entry: &mut Entry, buf: &mut [u8], reaper: &Mutex<Option<Reaper>>) {
     drain(entry, Stream::Stdout, buf, 256);
     drain(entry, Stream::Stderr, buf, 256);
     // Through the pidfd: if something else reaped the leader and its pid now names another
@@ -321,8 +337,14 @@ fn on_exit(entry: &mut Entry, buf: &mut [u8]) {
         Ok(None) => return, // spurious wake-up
         Ok(Some(status)) => Some(status),
         // Somebody else reaped our child (a `waitpid(-1)` elsewhere in the program): the exit
-        // happened, its status is lost.
-        Err(_) => None,
+        // happened, its status is lost — and its pid, so its session and group number, may
+        // be given to a stranger: the reaper must not kill by that number any more.
+        Err(_) => {
+            if let Some(reaper) = &*reaper.lock().unwrap_or_else(|p| p.into_inner()) {
+                reaper.forget_session(entry.pid);
+            }
+            None
+        }
     };
     entry.exited = true;
     entry.pidfd = None;

@@ -85,6 +85,7 @@ fn sweep_tree(tree: &TreeId, at_least: u32) -> (Vec<ProcInfo>, Option<u32>) {
             infos.push(info);
         }
     });
+    infos.sort_unstable_by_key(|p| p.pid);
     // The kernel never recycles a pid still used as a session or group id, so while the
     // leader's number is reserved, whatever is in its session or group is ours.
     let by_number = tree.number_is_ours

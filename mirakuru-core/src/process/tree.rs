@@ -89,6 +89,7 @@ impl Process {
         // Opened first: the leader is our unreaped child, so the pid still names it.
         let leader_fd = platform::pidfd_open(spawned.pid);
         let leader_start = sweep::start_time(spawned.pid).unwrap_or(0);
+        supervisor.tell_reaper(|r| r.watch_session(spawned.pid, leader_start));
         let id = TreeId {
             leader: spawned.pid,
             leader_start,
@@ -127,6 +128,10 @@ impl Process {
         }
         if !id.adopted.iter().any(|&(p, _)| p == pid) {
             id.adopted.push((pid, start));
+            // Whatever stop() would stop, the reaper must kill if the binary dies.
+            if let Ok(supervisor) = supervisor::get() {
+                supervisor.tell_reaper(|r| r.adopt(pid, start));
+            }
         }
         true
     }
@@ -336,9 +341,11 @@ impl Tree {
         }
         if let Ok(supervisor) = supervisor::get() {
             supervisor.release(self.supervisor_id);
-            if let Some(reaper) = supervisor.reaper() {
-                reaper.forget(leader);
-            }
+            let adopted: Vec<u32> = self.id().adopted.iter().map(|&(pid, _)| pid).collect();
+            supervisor.tell_reaper(|r| {
+                r.forget_session(leader);
+                adopted.into_iter().for_each(|pid| r.forget_process(pid));
+            });
         }
         live::unregister(self);
         status

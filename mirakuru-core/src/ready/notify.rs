@@ -85,14 +85,8 @@ impl Notify {
     }
 
     fn bind(user: Option<(u32, u32)>) -> std::io::Result<(tempfile::TempDir, UnixDatagram)> {
-        use std::os::unix::fs::PermissionsExt;
-        // sun_path holds 107 bytes: a deep TMPDIR would not fit.
-        let base = std::env::temp_dir();
-        let base = if base.as_os_str().len() > 60 { PathBuf::from("/tmp") } else { base };
-        let dir = tempfile::Builder::new()
-            .prefix("mk-notify-")
-            .permissions(std::fs::Permissions::from_mode(0o700))
-            .tempdir_in(base)?;
+        // In the binary's run directory: removed with it, also when the binary is killed.
+        let dir = crate::process::private_dir("notify-")?;
         let path = dir.path().join("notify");
         let socket = UnixDatagram::bind(&path)?;
         socket.set_nonblocking(true)?;
