@@ -4,7 +4,8 @@
 //! Not published. The binaries of this package are `mirakuru-test-service` (a scriptable fake
 //! service, whose code is [`test_service`]), `mirakuru-test-owner` (a program that owns
 //! services, for tests that kill it), and the programs the tests run as scenarios
-//! (`mirakuru-test-shared`, `-scenario`, `-stress`), and `mirakuru-bench`.
+//! (`mirakuru-test-shared`, `-scenario`, `-stress`). The benchmark is the `mirakuru-bench`
+//! package, in `bench/`.
 
 pub mod test_service;
 
