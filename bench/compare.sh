@@ -9,7 +9,9 @@ repo=$(cd "$(dirname "$0")/.." && pwd)
 cd "$repo"
 target=${CARGO_TARGET_DIR:-$repo/target}
 
-cargo build --release --quiet -p mirakuru-test --bin mirakuru-bench --bin mirakuru-test-service
+# One binary is the benchmark and, started as `mirakuru-bench helper-service ...`, the helper
+# service both sides start.
+cargo build --release --quiet -p mirakuru-bench
 echo "== Rust (mirakuru-bench) ==" >&2
 status=0
 "$target/release/mirakuru-bench" --json "$@" > "$target/bench-rust.jsonl" || status=$?

@@ -8,9 +8,10 @@ Prints one JSON object per line, with the keys of the Rust benchmark:
 
 Every executor keeps Python mirakuru's defaults (`sleep=0.1` above all): that is what a user
 of it gets, and what the comparison is about. The command lines are those of
-mirakuru-test/src/bin/mirakuru-bench/services.rs; keep the two in sync.
+bench/src/services.rs; keep the two in sync. The helper service is the Rust benchmark's own
+binary, made the service by its first argument, so that both sides start the same program:
 
-    bench.py --service PATH [--runs N] [--warmup N] [--only NAME[,NAME...]]
+    bench.py --service PATH [--service-arg ARG]... [--runs N] [--warmup N] [--only NAME[,NAME...]]
 """
 
 import argparse
@@ -78,7 +79,7 @@ class Run:
     """What the scenarios share: the helper, the scratch root, the installed programs."""
 
     def __init__(self, helper):
-        self.helper = helper
+        self.helper = helper  # the helper's command line without its flags
         self.root = tempfile.mkdtemp(prefix="mk-py-", dir="/tmp")
         self.redis = find_program("redis-server")
         self.memcached = find_program("memcached")
@@ -116,7 +117,7 @@ def find_postgres():
 
 
 def helper_cmd(run, *flags):
-    return [run.helper, "--delay-ms", HELPER_DELAY_MS, *flags]
+    return [*run.helper, "--delay-ms", HELPER_DELAY_MS, *flags]
 
 
 def redis_cmd(run, port, unix_socket=None):
@@ -243,7 +244,7 @@ def remove(path):
 
 
 def simple_start_stop(run):
-    executor = SimpleExecutor([run.helper], **QUIET)
+    executor = SimpleExecutor([*run.helper], **QUIET)
     try:
         started = time.perf_counter()
         executor.start()
@@ -291,7 +292,7 @@ def output_helper(run):
 
 def stop_prompt(run):
     executor = SimpleExecutor(
-        [run.helper, "--exit-on", "TERM:0", "--banner", HELPER_BANNER], **QUIET)
+        [*run.helper, "--exit-on", "TERM:0", "--banner", HELPER_BANNER], **QUIET)
     executor.start()
     wait_banner(executor)
     return timed_stop(executor)
@@ -301,7 +302,7 @@ def stop_term_ignoring(run):
     # Python mirakuru has one timeout for start and stop; SimpleExecutor's start does not wait,
     # so timeout=0.1 is the 100 ms stop timeout of the Rust scenario.
     executor = SimpleExecutor(
-        [run.helper, "--ignore", "TERM", "--banner", HELPER_BANNER], timeout=0.1, **QUIET)
+        [*run.helper, "--ignore", "TERM", "--banner", HELPER_BANNER], timeout=0.1, **QUIET)
     executor.start()
     wait_banner(executor)
     return timed_stop(executor)
@@ -375,7 +376,7 @@ def stop_redis(run):
 
 def memory(run):
     """VmRSS and Threads of this interpreter with 100 executors running, per executor."""
-    warm = SimpleExecutor([run.helper], **QUIET)
+    warm = SimpleExecutor([*run.helper], **QUIET)
     warm.start()
     warm.stop()
     running = []
@@ -383,7 +384,7 @@ def memory(run):
     starts = []
     try:
         for _ in range(MEMORY_EXECUTORS):
-            executor = SimpleExecutor([run.helper], **QUIET)
+            executor = SimpleExecutor([*run.helper], **QUIET)
             started = time.perf_counter()
             executor.start()
             starts.append(time.perf_counter() - started)
@@ -494,14 +495,16 @@ def ms(seconds):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--service", required=True, help="path of mirakuru-test-service")
+    parser.add_argument("--service", required=True, help="the program that is the helper service")
+    parser.add_argument("--service-arg", action="append", default=[],
+                        help="an argument it needs first to be the service (repeatable)")
     parser.add_argument("--runs", type=int, default=20)
     parser.add_argument("--warmup", type=int, default=1)
     parser.add_argument("--only", action="append", default=[])
     args = parser.parse_args()
     only = {n for arg in args.only for n in arg.split(",")}
 
-    run = Run(os.path.abspath(args.service))
+    run = Run([os.path.abspath(args.service), *args.service_arg])
     failed = False
     try:
         for name, scenario, needs in SCENARIOS:

@@ -19,8 +19,9 @@ if [ "$("$venv/bin/python" -c 'import importlib.metadata as m; print(m.version("
     "$venv/bin/pip" install --quiet --disable-pip-version-check "mirakuru==$version" >&2
 fi
 
-# The helper service the scenarios start, the same binary as the Rust benchmark's.
-cargo build --release --quiet -p mirakuru-test --bin mirakuru-test-service >&2
+# The helper service the scenarios start: the Rust benchmark's binary, made the service by its
+# first argument (`helper-service`), so that both sides start the same program.
+cargo build --release --quiet -p mirakuru-bench >&2
 
 exec "$venv/bin/python" "$repo/bench/python/bench.py" \
-    --service "$target/release/mirakuru-test-service" "$@"
+    --service "$target/release/mirakuru-bench" --service-arg helper-service "$@"

@@ -2,14 +2,18 @@
 //! short private temporary directories, and the checks that nothing was left running.
 //!
 //! Not published. The binaries of this package are `mirakuru-test-service` (a scriptable fake
-//! service), `mirakuru-test-owner` (a program that owns services, for tests that kill it) and
-//! `mirakuru-bench`.
+//! service, whose code is [`test_service`]), `mirakuru-test-owner` (a program that owns
+//! services, for tests that kill it), and the programs the tests run as scenarios
+//! (`mirakuru-test-shared`, `-scenario`, `-stress`). The benchmark is the `mirakuru-bench`
+//! package, in `bench/`.
+
+pub mod test_service;
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-/// The path of a binary of this package, next to the running test or benchmark.
+/// The path of a binary of this package, next to the running test binary.
 pub fn bin_path(name: &str) -> PathBuf {
     let exe = std::env::current_exe().expect("the path of the running test binary");
     let mut dir = exe.parent().expect("a directory").to_path_buf();

@@ -10,6 +10,8 @@ use std::time::Duration;
 use mirakuru::{Fixture, SharedFixture};
 use mirakuru_test::{is_alive, wait_gone};
 
+use crate::SERVICE;
+
 /// A shell service that says which fixture it is when it starts and when it is stopped.
 macro_rules! logging_service {
     ($log:expr, $name:expr) => {
@@ -26,9 +28,6 @@ macro_rules! logging_service {
         )
     };
 }
-
-/// The helper service; attribute arguments may be any expression of the right type.
-const SERVICE: &str = env!("CARGO_BIN_EXE_mirakuru-test-service");
 
 static SEEN_PID: AtomicU32 = AtomicU32::new(0);
 
@@ -358,4 +357,27 @@ async fn async_tests_on_a_multi_thread_runtime(svc: &Fixture) -> Result<(), std:
         );
     handle.await.expect("task")?;
     Ok(())
+}
+
+mod bad_input {
+    //! The bad-input catalogue entries of this behaviour (numbered as in the README's table).
+
+    use mirakuru::fixture::{Fixtures, Port, Spec};
+    use mirakuru::Error;
+
+    use crate::Probe;
+
+    // bad-input catalogue #28
+    #[test]
+    fn fixture_with_fixed_port_0() {
+        // `tcp = 0` is a compile error in the attribute; written by hand, start() refuses it.
+        let probe = Probe::new();
+        let spec = Spec::args("zero", probe.argv()).tcp(Port::Fixed(0));
+        let failed = Fixtures::try_start(vec![spec]).expect_err("port 0");
+        let (name, err) = *failed;
+        assert_eq!(name, "zero");
+        assert!(matches!(err, Error::InvalidArgument { .. }), "{err}");
+        assert!(err.to_string().contains("port 0 cannot be waited for"), "{err}");
+        probe.assert_nothing_spawned();
+    }
 }

@@ -1,7 +1,8 @@
 //! Floods of output: a gibibyte written after ready never blocks the writer, is counted to the
 //! byte and never held in memory, and does not slow other services down; odd output around the
 //! banner. (`output.rs` covers the rest: 50 MiB before the banner, a banner inside a 10 MiB
-//! line, 1 MiB without a newline before it, non-UTF-8 output, stdout closed at once.)
+//! line, 1 MiB without a newline before it, non-UTF-8 output; `ready/output.rs` a banner wait
+//! on a stdout closed at once.)
 
 use std::time::{Duration, Instant};
 

@@ -1,11 +1,134 @@
-//! start / stop / kill / restart / stopped / Drop, and how a stop judges the exit.
+//! start / stop / kill / restart / stopped / Drop: what `start()` does when the process exits or
+//! is late, how a stop judges the exit, signals, and calls out of order.
 
 use std::time::{Duration, Instant};
 
 use mirakuru::{Error, OutputExecutor, Signal, SimpleExecutor, TcpExecutor};
 use mirakuru_test::{free_port, is_alive, wait_gone, Tag};
 
-use crate::{ready, svc, tag_env};
+use crate::{assert_stopped_and_gone, ready, svc, tag_env};
+
+#[test]
+fn simple_executor_starts_and_stops() {
+    let tag = Tag::new();
+    let (k, v) = tag_env(&tag);
+    let mut ex = SimpleExecutor::new(svc(&[])).env(k, v);
+    ex.start().expect("start");
+    let pid = ex.pid().expect("pid");
+    assert!(ex.running());
+    assert!(is_alive(pid));
+    ex.stop().expect("stop");
+    assert!(!ex.running());
+    assert_eq!(ex.pid(), None);
+    assert_stopped_and_gone(pid, &tag);
+}
+
+// --- start: early exits and timeouts ---
+
+#[test]
+fn a_non_zero_exit_during_start_fails_at_once_with_status_and_output() {
+    let port = free_port();
+    let mut ex = TcpExecutor::new(
+        svc(&["--banner", "config error: bad setting", "--exit", "3"]),
+        "127.0.0.1",
+        port,
+    )
+    .timeout(Duration::from_secs(60));
+    let began = Instant::now();
+    let err = ex.start().expect_err("exits 3");
+    assert!(began.elapsed() < Duration::from_secs(10), "did not wait for the timeout");
+    assert!(matches!(err, Error::ProcessExitedWithError { .. }), "{err}");
+    assert_eq!(err.exit_status().and_then(|s| s.code()), Some(3));
+    let message = err.to_string();
+    assert!(message.contains("exit code 3"), "{message}");
+    assert!(
+        message.contains("config error: bad setting"),
+        "the output tail is in the message: {message}"
+    );
+    assert!(message.contains(&format!("127.0.0.1:{port}")), "what was waited for: {message}");
+    assert!(!ex.running());
+}
+
+#[test]
+fn exit_zero_is_tolerated_while_a_daemon_it_left_becomes_ready() {
+    let tag = Tag::new();
+    let (k, v) = tag_env(&tag);
+    let port = free_port();
+    let mut ex = TcpExecutor::new(
+        svc(&["--daemonize", "--delay-ms", "100", "--tcp", &port.to_string()]),
+        "127.0.0.1",
+        port,
+    )
+    .env(k, v);
+    ex.start().expect("the launcher exits 0 and the daemon listens later");
+    assert!(ex.running(), "the daemon runs, though the launcher exited");
+    ex.stop().expect("stop");
+    tag.assert_none_left();
+}
+
+#[test]
+fn exit_zero_without_anything_left_fails_at_once() {
+    let port = free_port();
+    let mut ex =
+        TcpExecutor::new(svc(&["--exit", "0"]), "127.0.0.1", port).timeout(Duration::from_secs(60));
+    let began = Instant::now();
+    let err = ex.start().expect_err("nothing can listen any more");
+    assert!(began.elapsed() < Duration::from_secs(10));
+    assert!(matches!(err, Error::ProcessExitedWithError { .. }), "{err}");
+    assert!(err.to_string().contains("code 0"), "{err}");
+}
+
+#[test]
+fn a_timeout_kills_the_process_and_says_what_was_awaited() {
+    let tag = Tag::new();
+    let (k, v) = tag_env(&tag);
+    let port = free_port();
+    let mut ex = TcpExecutor::new(svc(&["--banner", "still warming up"]), "127.0.0.1", port)
+        .timeout(Duration::from_millis(300))
+        .env(k, v);
+    let err = ex.start().expect_err("never listens");
+    let Error::TimeoutExpired { timeout, .. } = &err else { panic!("{err}") };
+    assert_eq!(*timeout, Duration::from_millis(300));
+    let message = err.to_string();
+    assert!(message.contains("300ms"), "{message}");
+    assert!(message.contains(&format!("127.0.0.1:{port}")), "{message}");
+    assert!(message.contains("refused"), "the last attempt: {message}");
+    assert!(message.contains("still warming up"), "the output tail: {message}");
+    assert!(message.contains(".timeout("), "what to do: {message}");
+    assert!(!ex.running());
+    assert_eq!(ex.pid(), None);
+    tag.assert_none_left();
+}
+
+/// §2.14: TimeoutExpired said only "timed out after N seconds". Here it carries what was
+/// awaited, the last attempt and the output.
+#[test]
+fn timeouts_explain_themselves() {
+    let port = free_port();
+    let mut ex = TcpExecutor::new(svc(&["--banner", "loading data 42%"]), "127.0.0.1", port)
+        .timeout(Duration::from_millis(200));
+    let message = ex.start().expect_err("times out").to_string();
+    for part in [
+        "was not ready after 200ms",
+        &format!("127.0.0.1:{port}"),
+        "last attempt",
+        "loading data 42%",
+    ] {
+        assert!(message.contains(part), "{part:?} missing from: {message}");
+    }
+}
+
+#[test]
+fn ready_after_records_the_time_to_ready() {
+    let mut ex = OutputExecutor::new(svc(&["--delay-ms", "40", "--banner", "up"]), "up");
+    assert_eq!(ex.ready_after(), None);
+    ex.start().expect("start");
+    let took = ex.ready_after().expect("recorded");
+    assert!(took >= Duration::from_millis(40), "{took:?}");
+    ex.stop().expect("stop");
+}
+
+// --- stop, kill, Drop, restart ---
 
 #[test]
 fn an_executor_can_be_started_again_after_stop() {
@@ -47,6 +170,23 @@ fn stop_escalates_to_the_kill_signal_after_stop_timeout() {
     tag.assert_none_left();
 }
 
+/// §2.16.2: one timeout for start and stop (default 3600 s): a process ignoring SIGTERM blocked
+/// `stop()` for an hour. Here the stop has its own deadline.
+#[test]
+fn stop_has_its_own_timeout_separate_from_the_startup_timeout() {
+    let tag = Tag::new();
+    let (k, v) = tag_env(&tag);
+    let mut ex = ready(&["--ignore", "TERM"])
+        .timeout(Duration::from_secs(3600))
+        .stop_timeout(Duration::from_millis(100))
+        .env(k, v);
+    ex.start().expect("start");
+    let began = Instant::now();
+    ex.stop().expect("stop");
+    assert!(began.elapsed() < Duration::from_secs(10), "stop used the startup timeout");
+    tag.assert_none_left();
+}
+
 #[test]
 fn kill_never_hangs_on_a_caught_kill_signal() {
     let tag = Tag::new();
@@ -61,6 +201,21 @@ fn kill_never_hangs_on_a_caught_kill_signal() {
     );
     tag.assert_none_left();
 }
+
+/// §2.16.8: `kill()` waited without bound, so a catchable kill signal hung it forever.
+#[test]
+fn kill_is_bounded_even_with_an_ignored_kill_signal() {
+    let tag = Tag::new();
+    let (k, v) = tag_env(&tag);
+    let mut ex = ready(&["--ignore", "TERM"]).kill_signal(mirakuru::Signal::SIGTERM).env(k, v);
+    ex.start().expect("start");
+    let began = Instant::now();
+    ex.kill().expect("kill");
+    assert!(began.elapsed() < Duration::from_secs(20));
+    tag.assert_none_left();
+}
+
+// --- how a stop judges the exit; signals ---
 
 #[test]
 fn a_crash_before_stop_is_reported_by_stop() {
@@ -107,6 +262,14 @@ fn expected_returncode_accepts_programs_that_exit_with_a_code_on_sigterm() {
     java_like.stop().expect("143 is expected");
 }
 
+/// §2.16.9 and #388/#457: programs that exit with a code on SIGTERM can be declared clean.
+#[test]
+fn a_non_posix_exit_on_stop_can_be_expected() {
+    let mut ex = ready(&["--exit-on", "TERM:1"]).expected_returncode(1);
+    ex.start().expect("start");
+    ex.stop().expect("1 is declared clean");
+}
+
 #[test]
 fn stop_with_another_signal_expects_that_signal() {
     let mut ex = SimpleExecutor::new(svc(&[]));
@@ -124,6 +287,19 @@ fn stop_signal_is_configurable() {
     ex.stop().expect("stop");
     assert!(began.elapsed() < Duration::from_secs(10), "SIGINT was sent, not SIGTERM");
 }
+
+#[test]
+fn signal_reaches_the_service() {
+    let mut ex = ready(&["--exit-on", "USR1:7"]);
+    ex.start().expect("start");
+    let pid = ex.pid().expect("pid");
+    ex.signal(Signal::SIGUSR1);
+    assert!(wait_gone(pid, Duration::from_secs(5)));
+    assert_eq!(ex.exit_status().and_then(|s| s.code()), Some(7));
+    assert!(ex.stop().is_err(), "exit 7 is not a clean stop");
+}
+
+// --- stopped ---
 
 #[test]
 fn stopped_scope_takes_the_service_down_and_back_up() {
@@ -196,6 +372,8 @@ fn stopped_guard_reports_restart_errors_as_values() {
     drop(squatter);
 }
 
+// --- threads ---
+
 #[test]
 fn an_executor_outlives_the_thread_that_started_it() {
     // PR_SET_PDEATHSIG fires when the spawning *thread* exits; services are spawned from a
@@ -230,47 +408,97 @@ fn executors_are_send_and_sync() {
     drop(ex);
 }
 
-#[test]
-fn ready_after_records_the_time_to_ready() {
-    let mut ex = OutputExecutor::new(svc(&["--delay-ms", "40", "--banner", "up"]), "up");
-    assert_eq!(ex.ready_after(), None);
-    ex.start().expect("start");
-    let took = ex.ready_after().expect("recorded");
-    assert!(took >= Duration::from_millis(40), "{took:?}");
-    ex.stop().expect("stop");
-}
+mod bad_input {
+    //! The bad-input catalogue entries of this behaviour (numbered as in the README's table).
 
-#[test]
-fn signal_reaches_the_service() {
-    let mut ex = ready(&["--exit-on", "USR1:7"]);
-    ex.start().expect("start");
-    let pid = ex.pid().expect("pid");
-    ex.signal(Signal::SIGUSR1);
-    assert!(wait_gone(pid, Duration::from_secs(5)));
-    assert_eq!(ex.exit_status().and_then(|s| s.code()), Some(7));
-    assert!(ex.stop().is_err(), "exit 7 is not a clean stop");
-}
+    use super::*;
+    use crate::{refused, Probe};
 
-#[test]
-fn runs_as_another_user_when_root_and_says_why_not_otherwise() {
-    // SAFETY: geteuid cannot fail.
-    let root = unsafe { libc::geteuid() } == 0;
-    let tag = Tag::new();
-    let (k, v) = tag_env(&tag);
-    let mut ex = ready(&["--spawn-children", "1", "--children-setsid"]).user("nobody").env(k, v);
-    if !root {
-        let err = ex.start().expect_err("only root can switch users");
-        assert!(err.to_string().contains("only root"), "{err}");
-        return;
+    // bad-input catalogue #18
+    #[test]
+    fn zero_timeout() {
+        let probe = Probe::new();
+        refused(
+            SimpleExecutor::new(probe.argv()).timeout(Duration::ZERO).into_inner(),
+            "the startup timeout is zero",
+            "positive duration",
+        );
+        probe.assert_nothing_spawned();
     }
-    ex.start().expect("start as nobody");
-    let pid = ex.pid().expect("pid");
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("status");
-    let uid_line = status.lines().find(|l| l.starts_with("Uid:")).expect("Uid line");
-    assert!(uid_line.contains("65534"), "{uid_line}");
-    let groups = status.lines().find(|l| l.starts_with("Groups:")).expect("Groups line");
-    assert_eq!(groups.trim(), "Groups:", "supplementary groups dropped");
-    // Its child left the session, and belongs to another user than the test: still stopped.
-    ex.stop().expect("stop");
-    tag.assert_none_left();
+
+    // Calls out of order.
+
+    // bad-input catalogue #40
+    #[test]
+    fn start_twice() {
+        let probe = Probe::new();
+        let mut ex = SimpleExecutor::new(probe.argv());
+        ex.start().expect("start");
+        let pid = ex.pid();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while probe.spawned() == 0 {
+            assert!(Instant::now() < deadline, "the service never ran");
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        let err = ex.start().expect_err("second start");
+        let message = err.to_string();
+        assert!(matches!(err, Error::AlreadyRunning { .. }), "{message}");
+        assert!(message.contains("this executor has already started it"), "{message}");
+        assert!(message.contains("call stop() before starting it again"), "{message}");
+        std::thread::sleep(Duration::from_millis(20));
+        assert_eq!(probe.spawned(), 1, "a second process was spawned");
+        assert_eq!(ex.pid(), pid, "the first process is still the one");
+        assert!(ex.running());
+        ex.stop().expect("stop");
+    }
+
+    // bad-input catalogue #41
+    /// Stop before start is no error: Python mirakuru's `stop()` is a no-op then, and stopping is
+    /// idempotent (as closing is in std): `Ok(())`, and nothing is spawned.
+    #[test]
+    fn stop_before_start() {
+        let probe = Probe::new();
+        let mut ex = SimpleExecutor::new(probe.argv());
+        ex.stop().expect("answered with Ok(())");
+        assert!(!ex.running() && ex.pid().is_none());
+        probe.assert_nothing_spawned();
+    }
+
+    // bad-input catalogue #42
+    /// Kill before start: the same no-op.
+    #[test]
+    fn kill_before_start() {
+        let probe = Probe::new();
+        let mut ex = SimpleExecutor::new(probe.argv());
+        ex.kill().expect("answered with Ok(())");
+        assert!(!ex.running() && ex.pid().is_none());
+        probe.assert_nothing_spawned();
+    }
+
+    // bad-input catalogue #43
+    /// Kill twice: the second is a no-op, `Ok(())`; the tree is gone after the first.
+    #[test]
+    fn kill_twice() {
+        let tag = Tag::new();
+        let (k, v) = tag_env(&tag);
+        let mut ex = SimpleExecutor::new(svc(&["--spawn-children", "1"])).env(k, v);
+        ex.start().expect("start");
+        ex.kill().expect("kill");
+        tag.assert_none_left_within(Duration::from_secs(1));
+        ex.kill().expect("the second kill answers Ok(())");
+        assert!(!ex.running() && ex.pid().is_none());
+    }
+
+    // bad-input catalogue #44
+    /// Stop twice: the same, after a graceful stop.
+    #[test]
+    fn stop_twice() {
+        let tag = Tag::new();
+        let (k, v) = tag_env(&tag);
+        let mut ex = SimpleExecutor::new(svc(&[])).env(k, v);
+        ex.start().expect("start");
+        ex.stop().expect("stop");
+        ex.stop().expect("the second stop answers Ok(())");
+        tag.assert_none_left_within(Duration::from_secs(1));
+    }
 }

@@ -1,24 +1,73 @@
 //! Integration tests of mirakuru: real processes (the `mirakuru-test-service` helper, and real
 //! servers where installed), started, waited for and stopped through the public API.
 //!
-//! One test binary for the whole package keeps builds lean; each module covers one concern.
+//! One test binary for the whole package keeps builds lean. Where a test goes: the file of the
+//! behaviour it exercises, whatever API it uses (a named executor, `Executor::new`, the fixture
+//! attribute) and whatever made us write it (a feature, a Python mirakuru defect, a bad input).
+//!
+//! - `ready/<kind>.rs`: one readiness kind each, as in `mirakuru-core/src/ready/`: `tcp`, `http`,
+//!   `unix`, `pidfile`, `output` (banners), `notify`, `ready_fd`, `exec`, `redis`, `postgres`,
+//!   `file`, `listeners` (port discovery, ownership), `combinators`, `custom`; real servers
+//!   probed by that kind included.
+//! - `command.rs`: what is run and how: program, arguments, environment, cwd, user, stdin.
+//! - `lifecycle.rs`: start, stop, kill, restart, `stopped!`, Drop, timeouts, signals, exit codes.
+//! - `liveness.rs`: after ready: `running()`, `check_alive()`, `ServiceDied`.
+//! - `output.rs`: captured output; `floods.rs`: huge and odd output.
+//! - `trees.rs`: process trees, sweeps, the reaper; `orphans.rs`: every way a test binary ends.
+//! - `fixtures.rs`: the attribute, shared fixtures, ports. `services.rs`: real servers used
+//!   through their clients. `security.rs`, `stress.rs`.
+//!
+//! An entry of the bad-input catalogue (README, "Reliability and security") goes in the
+//! `bad_input` module of its behaviour's file, marked `// bad-input catalogue #N`; all of them
+//! run with `cargo test -p mirakuru-test --test integration bad_input`.
+//!
+//! Defects of Python mirakuru 3.1.0 that this library fixes (sections of the reference
+//! mirakuru.md; the tests' doc comments name them too), and where each is shown gone:
+//! - §2.3 `running()` saw the launcher only: `liveness::running_follows_the_daemon_of_a_launcher`.
+//! - §2.14 an early exit ignored until the timeout: `ready::output::an_output_executor_whose_*`;
+//!   TimeoutExpired said only "timed out": `lifecycle::timeouts_explain_themselves`.
+//! - §2.15 substring marker matching: `trees::a_process_with_a_similar_marker_is_never_touched`,
+//!   `trees::the_reaper_spares_processes_of_other_owners`; no cleanup when Python is killed by
+//!   a signal: `trees::pdeathsig_kills_*`, `trees::the_reaper_kills_daemons_when_*`;
+//!   `timeout=None` failing after the spawn: `lifecycle::bad_input::zero_timeout`.
+//! - §2.16.1 stdout never drained: `output::fifty_mib_after_ready_never_block_the_writer`;
+//!   stdin a pipe held open: `command::stdin_is_not_a_pipe_held_open`.
+//! - §2.16.2 one timeout for start and stop: `lifecycle::stop_has_its_own_timeout_*`.
+//! - §2.16.3 no HTTP request timeout: `ready::http::a_hung_http_endpoint_cannot_overrun_*`.
+//! - §2.16.4 a prefix match of the status: `ready::http::http_status_pattern_must_match_*`;
+//!   IPv4 only: `ready::http::http_works_over_ipv6`, `ready::tcp::tcp_readiness_works_over_ipv6`;
+//!   https checked as plain HTTP: `ready::http::bad_input::https_url`; query string dropped:
+//!   `ready::http::http_sends_method_query_params_headers_and_payload`.
+//! - §2.16.5 a stale pid file taken for a running service: `ready::pidfile::bad_input::*`.
+//! - §2.16.7 `stopped()` not restarting on an exception, raising when not running:
+//!   `lifecycle::stopped_scope_restarts_even_when_its_block_panics`,
+//!   `lifecycle::stopped_scope_works_when_the_service_is_not_running`.
+//! - §2.16.8 unbounded `kill()`: `lifecycle::kill_is_bounded_even_with_an_ignored_kill_signal`.
+//! - §2.16.9 exit codes on SIGTERM: `lifecycle::a_non_posix_exit_on_stop_can_be_expected`.
+//! - §2.16.11 not thread-safe: `lifecycle::executors_are_send_and_sync`,
+//!   `lifecycle::an_executor_outlives_the_thread_that_started_it`.
 
-mod defects;
-mod executors;
+mod command;
 mod fixtures;
 mod floods;
-mod invalid;
 mod lifecycle;
+mod liveness;
 mod orphans;
 mod output;
-mod readiness;
-mod readiness_plus;
+mod ready;
 mod security;
 mod services;
 mod stress;
 mod trees;
 
-use mirakuru_test::{service, Tag};
+use std::io::{Read, Write};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use mirakuru::ready::Check;
+use mirakuru::{Error, Executor};
+use mirakuru_test::{service, temp_dir, wait_gone, Tag};
 
 /// The helper's argv with `args`, as a `Vec` an executor takes.
 pub fn svc(args: &[&str]) -> Vec<String> {
@@ -46,4 +95,124 @@ fn regex_escape(text: &str) -> String {
 /// get the tag through `.env(Tag::VAR, tag.value())`. This names the pair once.
 pub fn tag_env(tag: &Tag) -> (&'static str, String) {
     (Tag::VAR, tag.value().to_string())
+}
+
+/// The helper service; attribute arguments may be any expression of the right type.
+const SERVICE: &str = env!("CARGO_BIN_EXE_mirakuru-test-service");
+
+/// A loose bound that only catches hangs: timing goals live in the benchmark.
+const QUICK: Duration = Duration::from_secs(10);
+
+fn status_code(err: &Error) -> Option<i32> {
+    err.exit_status().and_then(|s| s.code())
+}
+
+fn assert_stopped_and_gone(pid: u32, tag: &Tag) {
+    assert!(wait_gone(pid, Duration::from_secs(5)), "pid {pid} still runs after stop");
+    tag.assert_none_left();
+}
+
+// The bad-input catalogue: invalid input is refused by `start()` before anything is spawned,
+// with an error that says what was wrong and what to do (or, for the deliberate no-ops,
+// `Ok(())`). Where the command can carry it, the command is the helper with `--count-file`,
+// which appends its pid to a file the moment it runs, and the file must not exist afterwards.
+// Services that misbehave (an HTTP endpoint that resets, answers garbage, never finishes) are
+// spawned; they must time out with the reason and leave nothing behind.
+
+/// The helper, told to leave a trace the moment it runs.
+struct Probe {
+    dir: tempfile::TempDir,
+    count: PathBuf,
+}
+
+impl Probe {
+    fn new() -> Probe {
+        let dir = temp_dir();
+        let count = dir.path().join("spawned");
+        Probe { dir, count }
+    }
+
+    fn argv(&self) -> Vec<String> {
+        svc(&["--count-file", &self.count.display().to_string()])
+    }
+
+    /// The same as a command line.
+    fn line(&self) -> String {
+        shell_join(&self.argv())
+    }
+
+    fn spawned(&self) -> usize {
+        std::fs::read_to_string(&self.count).map_or(0, |s| s.lines().count())
+    }
+
+    fn assert_nothing_spawned(&self) {
+        // A process that was spawned writes its trace within milliseconds.
+        std::thread::sleep(Duration::from_millis(20));
+        assert_eq!(self.spawned(), 0, "something was spawned for invalid input");
+    }
+}
+
+fn shell_join(args: &[String]) -> String {
+    args.iter().map(|a| format!("'{}'", a.replace('\'', r"'\''"))).collect::<Vec<_>>().join(" ")
+}
+
+/// `start()` fails with `InvalidArgument` whose message names the problem and what to do.
+fn refused<C: Check>(mut ex: Executor<C>, problem: &str, what_to_do: &str) -> String {
+    let err = ex.start().expect_err(problem);
+    let message = err.to_string();
+    assert!(matches!(err, Error::InvalidArgument { .. }), "{message}");
+    assert!(message.contains(problem), "the problem {problem:?} is not in: {message}");
+    assert!(message.contains(what_to_do), "what to do {what_to_do:?} is not in: {message}");
+    assert!(!ex.running() && ex.pid().is_none(), "{message}");
+    message
+}
+
+/// A fake server on `port`, listening only after `delay` (so that the executor's "already
+/// running" check before the spawn finds nothing); answers each connection with the next of
+/// `answers` (the last repeating) after reading `expect` bytes, `max` connections at most;
+/// returns everything it read.
+fn fake_server(
+    port: u16,
+    delay: Duration,
+    answers: Vec<Vec<u8>>,
+    expect: usize,
+    max: usize,
+) -> std::thread::JoinHandle<Vec<Vec<u8>>> {
+    std::thread::spawn(move || {
+        std::thread::sleep(delay);
+        let listener = TcpListener::bind(("127.0.0.1", port)).expect("fake server binds");
+        listener.set_nonblocking(true).expect("nonblocking");
+        let mut received = Vec::new();
+        let deadline = Instant::now() + QUICK;
+        let mut served = 0;
+        while Instant::now() < deadline && served < max {
+            match listener.accept() {
+                Ok((mut stream, _)) => {
+                    stream.set_nonblocking(false).expect("blocking");
+                    stream.set_read_timeout(Some(Duration::from_millis(500))).expect("timeout");
+                    let mut got = vec![0u8; expect];
+                    if stream.read_exact(&mut got).is_err() {
+                        continue;
+                    }
+                    let answer = &answers[served.min(answers.len() - 1)];
+                    let _ = stream.write_all(answer);
+                    // Whatever the client sends before closing (a Terminate).
+                    let mut rest = Vec::new();
+                    let _ = stream.read_to_end(&mut rest);
+                    got.extend(rest);
+                    received.push(got);
+                    served += 1;
+                }
+                Err(_) => std::thread::sleep(Duration::from_millis(1)),
+            }
+        }
+        received
+    })
+}
+
+fn redis_cmd(port: u16, dir: &Path, extra: &str) -> String {
+    format!(
+        "redis-server --port {port} --bind 127.0.0.1 --save '' --appendonly no --dir {} {extra}",
+        dir.display()
+    )
 }

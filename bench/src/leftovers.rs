@@ -16,9 +16,9 @@ struct Proc {
 
 /// Processes this run left behind: those carrying `tag`, those whose command line names the
 /// run's temporary root (nginx rewrites its environment, so the tag is lost there), our
-/// children (except the library's reaper, a fork of this binary that lives until we exit),
-/// and all their descendants. Waits up to `grace` for them to go, then kills what is left
-/// (SIGKILL) and returns their descriptions.
+/// children (except the library's reaper, a fork of this binary that never execs and lives
+/// until we exit), and all their descendants. Waits up to `grace` for them to go, then kills
+/// what is left (SIGKILL) and returns their descriptions.
 pub fn check(tag: &Tag, root: &str, grace: Duration) -> Vec<String> {
     let deadline = Instant::now() + grace;
     loop {
@@ -36,10 +36,13 @@ pub fn check(tag: &Tag, root: &str, grace: Duration) -> Vec<String> {
 
 fn find(tag: &Tag, root: &str) -> Vec<(u32, String)> {
     let me = std::process::id();
-    let my_exe = std::fs::read_link("/proc/self/exe").ok();
     let procs = snapshot(tag);
+    // The helper runs this binary too, so a child is told from the reaper by its command line
+    // as well: only a fork that never exec'd has ours.
+    let reaper_like =
+        |p: &Proc| procs.get(&me).is_some_and(|m| p.exe == m.exe && p.cmdline == m.cmdline);
     let is_root = |pid: &u32, p: &Proc| {
-        *pid != me && (p.tagged || p.cmdline.contains(root) || (p.ppid == me && p.exe != my_exe))
+        *pid != me && (p.tagged || p.cmdline.contains(root) || (p.ppid == me && !reaper_like(p)))
     };
     let mut found: HashSet<u32> =
         procs.iter().filter(|(pid, p)| is_root(pid, p)).map(|(pid, _)| *pid).collect();

@@ -4,8 +4,9 @@
 //! know. Also what a running executor costs in memory and threads.
 //!
 //! ```text
-//! cargo run --release -p mirakuru-test --bin mirakuru-bench -- [--runs N] [--warmup N]
+//! cargo run --release -p mirakuru-bench -- [--runs N] [--warmup N]
 //!     [--json] [--only NAME[,NAME...]] [--list]
+//! mirakuru-bench helper-service FLAGS...    # the helper service (see `services.rs`)
 //! ```
 //!
 //! Each scenario runs `--warmup` untimed rounds (default 1), then `--runs` timed ones
@@ -23,6 +24,7 @@ mod report;
 mod scenarios;
 mod services;
 
+use std::ffi::OsStr;
 use std::process::ExitCode;
 use std::rc::Rc;
 use std::time::Duration;
@@ -81,6 +83,11 @@ fn parse_count(value: &str, flag: &str, min: usize) -> Result<usize, String> {
 }
 
 fn main() -> ExitCode {
+    // First of all: when started as the helper service, be nothing else.
+    let mut args = std::env::args_os();
+    if args.nth(1).as_deref() == Some(OsStr::new(services::AS_HELPER)) {
+        mirakuru_test::test_service::run(vec![services::AS_HELPER.into()], args)
+    }
     let options = match parse_args() {
         Ok(o) => o,
         Err(msg) => {
@@ -91,7 +98,7 @@ fn main() -> ExitCode {
     let env = Rc::new(Env {
         tag: Tag::new(),
         root: mirakuru_test::temp_dir(),
-        helper: mirakuru_test::service(),
+        helper: services::helper_argv(),
         programs: Programs::detect(),
     });
     let tag = env.tag.clone();

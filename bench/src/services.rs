@@ -1,6 +1,7 @@
-//! The services the scenarios start: the helper (`mirakuru-test-service`) and, when installed,
-//! Redis, PostgreSQL, nginx and memcached. Every command line here is mirrored by
-//! `bench/python/bench.py`; keep the two in sync so that the comparison is fair.
+//! The services the scenarios start: the helper (`mirakuru-test-service`'s code, run by this
+//! very binary) and, when installed, Redis, PostgreSQL, nginx and memcached. Every command line
+//! here is mirrored by `bench/python/bench.py`; keep the two in sync so that the comparison is
+//! fair.
 
 use std::ffi::CString;
 use std::os::unix::fs::PermissionsExt;
@@ -11,6 +12,18 @@ use mirakuru_test::Tag;
 use tempfile::TempDir;
 
 use crate::launch::{Launch, Ready, RunAs};
+
+/// The first argument that makes this binary the helper service (`mirakuru_test::test_service`)
+/// instead of the benchmark. The helper is this binary rather than `mirakuru-test-service`, so
+/// that `cargo run -p mirakuru-bench` has all it needs: cargo builds only the binary it runs,
+/// and a binary of another package could be missing or stale.
+pub const AS_HELPER: &str = "helper-service";
+
+/// The helper's command line without its flags: this binary, made the helper service.
+pub fn helper_argv() -> Vec<String> {
+    let me = std::env::current_exe().expect("the path of the running benchmark");
+    vec![me.display().to_string(), AS_HELPER.to_string()]
+}
 
 /// The helper's start delay: "ready after 20 ms".
 pub const HELPER_DELAY_MS: &str = "20";
@@ -25,8 +38,8 @@ pub struct Env {
     pub tag: Tag,
     /// Every scratch directory of the run lives in here; removed at the end.
     pub root: TempDir,
-    /// The helper binary.
-    pub helper: String,
+    /// The helper's command line without its flags (see [`helper_argv`]).
+    pub helper: Vec<String>,
     pub programs: Programs,
 }
 
@@ -118,7 +131,8 @@ pub enum HelperKind {
 
 /// The helper, ready after 20 ms by `kind`.
 pub fn helper(env: &Env, kind: HelperKind) -> Launch {
-    let mut argv = vec![env.helper.clone(), "--delay-ms".into(), HELPER_DELAY_MS.into()];
+    let mut argv = env.helper.clone();
+    argv.extend(["--delay-ms".into(), HELPER_DELAY_MS.into()]);
     let mut scratch = None;
     let ready = match kind {
         HelperKind::Tcp => {
@@ -157,12 +171,12 @@ pub fn helper(env: &Env, kind: HelperKind) -> Launch {
 
 /// The helper, sleeping until a signal, ready at once (`SimpleExecutor`).
 pub fn helper_sleeping(env: &Env) -> Launch {
-    Launch::new(vec![env.helper.clone()], Ready::Nothing)
+    Launch::new(env.helper.clone(), Ready::Nothing)
 }
 
 /// The helper, ready when its banner is out, with extra flags (signal handling).
 pub fn helper_with_banner(env: &Env, flags: &[&str]) -> Launch {
-    let mut argv = vec![env.helper.clone()];
+    let mut argv = env.helper.clone();
     argv.extend(flags.iter().map(|f| f.to_string()));
     argv.extend(["--banner".into(), HELPER_BANNER.into()]);
     Launch::new(argv, Ready::Output(HELPER_BANNER))
