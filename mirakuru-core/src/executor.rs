@@ -376,8 +376,11 @@ impl<C: Check> Inner<C> {
                 return Err(Error::Spawn { command, source });
             }
         };
-        self.monitor = Some(monitor);
-        match self.wait_until_ready(&process, deadline) {
+        self.monitor = Some(Arc::clone(&monitor));
+        let waited = self.wait_until_ready(&process, deadline);
+        // Banners are searched no more: the output is only drained from here on.
+        monitor.end_watches();
+        match waited {
             Ok(main_pid) => {
                 self.on_ready(&process);
                 self.alive = Some(Liveness::new(&process, main_pid));

@@ -1,7 +1,13 @@
 //! What a process writes: every byte of stdout and stderr is drained by the supervisor for the
 //! whole life of the process (so a chatty server never blocks on a full pipe — mirakuru #98),
 //! the last bytes are kept in a bounded buffer for users and error messages, and banner
-//! watches see every byte as it arrives, before it can fall out of that buffer.
+//! watches see every byte, before it can fall out of that buffer.
+//!
+//! The banner is searched by the thread that waits for the service, not by the supervisor:
+//! one slow regex must never delay another service's start, stop or exit (the supervisor
+//! serves them all). The supervisor only queues the bytes a watch has not seen yet; when a
+//! queue is full, it stops reading that stream until the waiting thread has searched it —
+//! the service then waits on its own pipe, never the others.
 
 use std::borrow::Cow;
 use std::collections::VecDeque;
@@ -15,6 +21,13 @@ pub const DEFAULT_OUTPUT_LIMIT: usize = 64 * 1024;
 /// The longest unterminated line a banner watch keeps while it waits for more bytes
 /// (mirakuru's `MAX_CARRY_OVER`). A banner longer than this is not found.
 const MAX_CARRY: usize = 64 * 1024;
+
+/// How many bytes not yet searched a banner watch queues before the stream is read no more.
+const WATCH_QUEUE: usize = 1024 * 1024;
+
+/// How many bytes the waiting thread searches at one look, so that it sees its deadline
+/// between two looks even with a slow regex.
+pub(crate) const SEARCH_SLICE: usize = 64 * 1024;
 
 /// One of the two output streams of a process.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -110,14 +123,38 @@ impl fmt::Debug for Output {
     }
 }
 
-/// The captured part of one stream plus the banner watches fed from it.
+/// The captured part of one stream plus the queues of the banner watches fed from it.
 #[derive(Debug)]
 pub(crate) struct Capture {
     kept: VecDeque<u8>,
     limit: usize,
     total: u64,
     closed: bool,
-    watches: Vec<BannerWatch>,
+    watches: Vec<WatchQueue>,
+}
+
+/// The bytes one banner watch has not searched yet.
+#[derive(Debug, Default)]
+struct WatchQueue {
+    bytes: Vec<u8>,
+    /// Where `bytes` starts in the stream.
+    offset: u64,
+    /// The watch found its banner, or its start is over: nothing is queued any more.
+    done: bool,
+}
+
+/// What a banner watch gets at each look: the bytes written since its last one.
+#[derive(Debug, Default)]
+pub(crate) struct Unsearched {
+    pub(crate) bytes: Vec<u8>,
+    /// Where `bytes` starts in the stream.
+    pub(crate) offset: u64,
+    /// The stream is closed and nothing more will come after these bytes.
+    pub(crate) closed: bool,
+    /// More bytes are queued already: look again at once.
+    pub(crate) more: bool,
+    /// The queue was full: the supervisor must be told to read the stream again.
+    pub(crate) was_full: bool,
 }
 
 impl Capture {
@@ -125,10 +162,14 @@ impl Capture {
         Capture { kept: VecDeque::new(), limit, total: 0, closed: false, watches: Vec::new() }
     }
 
-    /// Appends what the process wrote; watches see it first, whole.
+    /// Appends what the process wrote; watches queue it whole (the supervisor reads no more
+    /// than [`room`](Capture::room) allows).
     pub(crate) fn feed(&mut self, chunk: &[u8]) {
-        for watch in &mut self.watches {
-            watch.feed(chunk, self.total);
+        for watch in self.watches.iter_mut().filter(|w| !w.done) {
+            if watch.bytes.is_empty() {
+                watch.offset = self.total;
+            }
+            watch.bytes.extend_from_slice(chunk);
         }
         self.total += chunk.len() as u64;
         let chunk = &chunk[chunk.len().saturating_sub(self.limit)..];
@@ -140,26 +181,59 @@ impl Capture {
     /// The writing end is closed: no more bytes will come.
     pub(crate) fn close(&mut self) {
         self.closed = true;
-        for watch in &mut self.watches {
-            watch.close(self.total);
-        }
     }
 
-    pub(crate) fn is_closed(&self) -> bool {
-        self.closed
+    /// How many bytes may be read from the stream now: as many as the fullest queue of a
+    /// watch still takes (any number when nothing watches).
+    pub(crate) fn room(&self) -> usize {
+        self.watches
+            .iter()
+            .filter(|w| !w.done)
+            .map(|w| WATCH_QUEUE.saturating_sub(w.bytes.len()))
+            .min()
+            .unwrap_or(usize::MAX)
     }
 
     pub(crate) fn kept(&self) -> (Vec<u8>, u64) {
         (self.kept.iter().copied().collect(), self.total - self.kept.len() as u64)
     }
 
-    pub(crate) fn add_watch(&mut self, regex: Regex) -> usize {
-        self.watches.push(BannerWatch::new(regex));
+    /// Starts queueing the stream for a new watch, from the next byte written; its id.
+    pub(crate) fn add_watch(&mut self) -> usize {
+        self.watches.push(WatchQueue { offset: self.total, ..WatchQueue::default() });
         self.watches.len() - 1
     }
 
-    pub(crate) fn watch(&self, id: usize) -> Option<&BannerWatch> {
-        self.watches.get(id)
+    /// Takes up to `max` of the bytes watch `id` has not searched yet.
+    pub(crate) fn take_unsearched(&mut self, id: usize, max: usize) -> Unsearched {
+        let closed = self.closed;
+        match self.watches.get_mut(id) {
+            Some(watch) => {
+                let was_full = watch.bytes.len() >= WATCH_QUEUE;
+                let bytes = if watch.bytes.len() <= max {
+                    std::mem::take(&mut watch.bytes)
+                } else {
+                    watch.bytes.drain(..max).collect()
+                };
+                let offset = watch.offset;
+                watch.offset += bytes.len() as u64;
+                let more = !watch.bytes.is_empty();
+                Unsearched { was_full, offset, bytes, closed: closed && !more, more }
+            }
+            None => Unsearched { closed, ..Unsearched::default() },
+        }
+    }
+
+    /// Queues nothing more for watch `id`.
+    pub(crate) fn end_watch(&mut self, id: usize) {
+        if let Some(watch) = self.watches.get_mut(id) {
+            *watch = WatchQueue { done: true, ..WatchQueue::default() };
+        }
+    }
+
+    /// Queues nothing more for any watch: the start is over.
+    pub(crate) fn end_watches(&mut self) {
+        (0..self.watches.len()).for_each(|id| self.end_watch(id));
     }
 }
 
@@ -187,7 +261,7 @@ pub(crate) struct BannerWatch {
 }
 
 impl BannerWatch {
-    fn new(regex: Regex) -> BannerWatch {
+    pub(crate) fn new(regex: Regex) -> BannerWatch {
         BannerWatch { regex, carry: Vec::new(), pending: None, found: None }
     }
 
@@ -196,7 +270,7 @@ impl BannerWatch {
     }
 
     /// `offset`: position of `chunk` in the stream.
-    fn feed(&mut self, chunk: &[u8], offset: u64) {
+    pub(crate) fn feed(&mut self, chunk: &[u8], offset: u64) {
         if self.found.is_some() {
             return;
         }
@@ -234,7 +308,7 @@ impl BannerWatch {
     }
 
     /// End of stream ends the last line too.
-    fn close(&mut self, total: u64) {
+    pub(crate) fn close(&mut self, total: u64) {
         if let Some(groups) = self.pending.take() {
             self.found = Some(Found { groups, end_of_line: total });
         }
@@ -245,19 +319,50 @@ impl BannerWatch {
 mod tests {
     use super::*;
 
-    fn watch(pattern: &str) -> Capture {
-        let mut c = Capture::new(16);
-        c.add_watch(Regex::new(pattern).expect("valid regex"));
-        c
+    /// A banner watch fed as the waiting thread feeds it: through a capture's queue.
+    struct Watched {
+        capture: Capture,
+        id: usize,
+        watch: BannerWatch,
+    }
+
+    impl Watched {
+        fn feed(&mut self, chunk: &[u8]) {
+            self.capture.feed(chunk);
+            self.search();
+        }
+
+        fn close(&mut self) {
+            self.capture.close();
+            self.search();
+        }
+
+        fn search(&mut self) {
+            let got = self.capture.take_unsearched(self.id, usize::MAX);
+            self.watch.feed(&got.bytes, got.offset);
+            if got.closed {
+                self.watch.close(got.offset + got.bytes.len() as u64);
+            }
+        }
+
+        fn found(&self) -> Option<&Found> {
+            self.watch.found()
+        }
+    }
+
+    fn watch(pattern: &str) -> Watched {
+        let mut capture = Capture::new(16);
+        let id = capture.add_watch();
+        Watched { capture, id, watch: BannerWatch::new(Regex::new(pattern).expect("valid regex")) }
     }
 
     #[test]
     fn banner_split_across_writes_is_found() {
         let mut c = watch("ready to accept");
         c.feed(b"noise\nready to");
-        assert!(c.watch(0).and_then(BannerWatch::found).is_none());
+        assert!(c.found().is_none());
         c.feed(b" accept connections\nmore\n");
-        let found = c.watch(0).and_then(BannerWatch::found).expect("found");
+        let found = c.found().expect("found");
         assert_eq!(found.end_of_line, "noise\nready to accept connections\n".len() as u64);
     }
 
@@ -265,9 +370,9 @@ mod tests {
     fn banner_counts_once_its_line_ends() {
         let mut c = watch("up");
         c.feed(b"server is up");
-        assert!(c.watch(0).and_then(BannerWatch::found).is_none(), "line not finished");
+        assert!(c.found().is_none(), "line not finished");
         c.feed(b" now\n");
-        assert!(c.watch(0).and_then(BannerWatch::found).is_some());
+        assert!(c.found().is_some());
     }
 
     #[test]
@@ -275,14 +380,14 @@ mod tests {
         let mut c = watch("bye");
         c.feed(b"bye");
         c.close();
-        assert_eq!(c.watch(0).and_then(BannerWatch::found).map(|f| f.end_of_line), Some(3));
+        assert_eq!(c.found().map(|f| f.end_of_line), Some(3));
     }
 
     #[test]
     fn banner_is_searched_anywhere_in_a_line() {
         let mut c = watch(r"port (\d+)");
         c.feed(b"2026-01-01 listening on port 6379 now\n");
-        let found = c.watch(0).and_then(BannerWatch::found).expect("found");
+        let found = c.found().expect("found");
         assert_eq!(found.groups[1].as_deref(), Some(&b"6379"[..]));
     }
 
@@ -297,7 +402,25 @@ mod tests {
         c.feed(b"NER");
         c.feed(&noise);
         c.feed(b"\n");
-        assert!(c.watch(0).and_then(BannerWatch::found).is_some());
+        assert!(c.found().is_some());
+    }
+
+    #[test]
+    fn a_full_queue_asks_the_reader_to_wait_and_loses_nothing() {
+        let mut capture = Capture::new(16);
+        assert_eq!(capture.room(), usize::MAX, "nothing watches: read freely");
+        let id = capture.add_watch();
+        capture.feed(&vec![b'x'; WATCH_QUEUE]);
+        assert_eq!(capture.room(), 0, "the watch's queue is full: read no more");
+        let got = capture.take_unsearched(id, 100);
+        assert_eq!((got.bytes.len(), got.offset, got.was_full, got.more), (100, 0, true, true));
+        let got = capture.take_unsearched(id, usize::MAX);
+        assert_eq!((got.bytes.len(), got.offset, got.more), (WATCH_QUEUE - 100, 100, false));
+        assert_eq!(capture.room(), WATCH_QUEUE);
+        capture.end_watch(id);
+        capture.feed(b"more");
+        assert_eq!(capture.room(), usize::MAX, "a finished watch queues nothing");
+        assert!(capture.take_unsearched(id, usize::MAX).bytes.is_empty());
     }
 
     #[test]

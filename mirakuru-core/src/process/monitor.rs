@@ -7,7 +7,7 @@ use std::process::ExitStatus;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::Instant;
 
-use crate::output::{Capture, Output, Stream};
+use crate::output::{Capture, Output, Stream, Unsearched};
 use crate::platform::WakePipe;
 
 #[derive(Debug)]
@@ -101,6 +101,37 @@ impl Monitor {
         let (stdout, stdout_dropped) = state.stdout.kept();
         let (stderr, stderr_dropped) = state.stderr.kept();
         Output { stdout, stderr, stdout_dropped, stderr_dropped }
+    }
+
+    /// Starts queueing `stream` for a banner watch; its id.
+    pub(crate) fn add_watch(&self, stream: Stream) -> usize {
+        self.lock().capture(stream).add_watch()
+    }
+
+    /// What watch `id` of `stream` has not searched yet. A full queue had stopped the
+    /// supervisor from reading the stream: it is told to read again.
+    pub(crate) fn take_unsearched(&self, stream: Stream, id: usize, max: usize) -> Unsearched {
+        let got = self.lock().capture(stream).take_unsearched(id, max);
+        if got.was_full {
+            super::supervisor::wake();
+        }
+        got
+    }
+
+    /// Queues nothing more for watch `id` of `stream` (it found its banner).
+    pub(crate) fn end_watch(&self, stream: Stream, id: usize) {
+        self.lock().capture(stream).end_watch(id);
+        super::supervisor::wake();
+    }
+
+    /// Queues nothing more for any watch: the start is over, the output is only drained.
+    pub(crate) fn end_watches(&self) {
+        {
+            let mut state = self.lock();
+            state.stdout.end_watches();
+            state.stderr.end_watches();
+        }
+        super::supervisor::wake();
     }
 
     /// Readable when something changed since the last [`Monitor::clear_wake`].

@@ -54,6 +54,13 @@ pub(crate) struct Supervisor {
 static SUPERVISOR: OnceLock<Supervisor> = OnceLock::new();
 static STARTING: Mutex<()> = Mutex::new(());
 
+/// Wakes the supervisor's loop, if it runs: a stream it stopped reading may be read again.
+pub(crate) fn wake() {
+    if let Some(supervisor) = SUPERVISOR.get() {
+        supervisor.wake.wake();
+    }
+}
+
 /// The supervisor, started on first use. A failure to start it is not remembered: it is
 /// usually a passing lack of resources (EMFILE), and the next start tries again.
 pub(crate) fn get() -> io::Result<&'static Supervisor> {
@@ -201,7 +208,12 @@ fn serve_round(state: &State<'_>, entries: &mut Vec<Entry>, next_id: &mut u64, b
                 (&e.stderr, Source::Out(Stream::Stderr)),
                 (&e.pidfd, Source::Exit),
             ] {
-                if let Some(fd) = fd {
+                // A stream whose banner watch has not searched what it was given waits.
+                let waits = match source {
+                    Source::Out(stream) => e.monitor.lock().capture(stream).room() == 0,
+                    Source::Exit => false,
+                };
+                if let (Some(fd), false) = (fd, waits) {
                     fds.push(PollFd::new(fd, PollFlags::IN));
                     sources.push((i, source));
                 }
@@ -300,7 +312,12 @@ fn drain(entry: &mut Entry, stream: Stream, buf: &mut [u8], rounds: usize) {
     let mut changed = false;
     let mut closed = false;
     for _ in 0..rounds {
-        match platform::read_nonblocking(fd.as_fd(), buf) {
+        let room = entry.monitor.lock().capture(stream).room();
+        if room == 0 {
+            break;
+        }
+        let len = room.min(buf.len());
+        match platform::read_nonblocking(fd.as_fd(), &mut buf[..len]) {
             Ok(Some(0)) | Err(_) => {
                 closed = true;
                 break;
@@ -308,7 +325,7 @@ fn drain(entry: &mut Entry, stream: Stream, buf: &mut [u8], rounds: usize) {
             Ok(Some(n)) => {
                 entry.monitor.lock().capture(stream).feed(&buf[..n]);
                 changed = true;
-                if n < buf.len() {
+                if n < len {
                     break;
                 }
             }

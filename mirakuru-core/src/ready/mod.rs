@@ -304,13 +304,11 @@ impl Setup<'_> {
         matches!(redirect, Redirect::Capture)
     }
 
-    /// Starts searching the captured streams for `regex`; every byte is seen, even if the
-    /// service writes gigabytes before the banner.
-    pub(crate) fn watch_output(&self, regex: &regex::bytes::Regex) -> [Option<usize>; 2] {
-        let mut state = self.monitor.lock();
-        [Stream::Stdout, Stream::Stderr].map(|stream| {
-            self.captures(stream).then(|| state.capture(stream).add_watch(regex.clone()))
-        })
+    /// Starts queueing the captured streams for a banner search; every byte is seen, even if
+    /// the service writes gigabytes before the banner.
+    pub(crate) fn watch_output(&self) -> [Option<usize>; 2] {
+        [Stream::Stdout, Stream::Stderr]
+            .map(|stream| self.captures(stream).then(|| self.monitor.add_watch(stream)))
     }
 }
 

@@ -4,15 +4,18 @@
 use regex::bytes::{Regex, RegexBuilder};
 
 use super::{Captures, Check, Context, Setup, Status};
-use crate::output::Stream;
+use std::time::Duration;
+
+use crate::output::{BannerWatch, Stream, SEARCH_SLICE};
 
 /// Ready when a line of the captured stdout or stderr contains a match of a regex. `^` and `$`
 /// match at line boundaries. The groups of the match are kept ([`Check::captures`]); a group
 /// named `port` (`listening on port (?P<port>\d+)`) is the service's [`port`](Check::port).
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Banner {
     pattern: String,
-    watches: [Option<usize>; 2],
+    /// For stdout and stderr: the id of the queue the supervisor fills, and the search.
+    watches: [Option<(usize, BannerWatch)>; 2],
     names: Vec<Option<String>>,
     groups: Option<Vec<Option<String>>>,
 }
@@ -61,20 +64,25 @@ impl Check for Banner {
         }
         self.groups = None;
         self.names = regex.capture_names().map(|n| n.map(str::to_string)).collect();
-        self.watches = setup.watch_output(&regex);
+        self.watches = setup.watch_output().map(|id| Some((id?, BannerWatch::new(regex.clone()))));
         Ok(())
     }
 
+    /// Searches what the service wrote since the last look, on this thread — never on the
+    /// supervisor's, which serves every service (`output.rs`).
     fn poll(&mut self, cx: &mut Context<'_>) -> Status {
-        let state = cx.monitor().lock();
+        let monitor = cx.monitor();
         let mut all_closed = true;
-        for (stream, id) in [Stream::Stdout, Stream::Stderr].into_iter().zip(self.watches) {
-            let Some(id) = id else { continue };
-            let capture = match stream {
-                Stream::Stdout => &state.stdout,
-                Stream::Stderr => &state.stderr,
-            };
-            if let Some(found) = capture.watch(id).and_then(|w| w.found()) {
+        let mut more = false;
+        for (stream, watch) in [Stream::Stdout, Stream::Stderr].into_iter().zip(&mut self.watches) {
+            let Some((id, search)) = watch else { continue };
+            let got = monitor.take_unsearched(stream, *id, SEARCH_SLICE);
+            more |= got.more;
+            search.feed(&got.bytes, got.offset);
+            if got.closed {
+                search.close(got.offset + got.bytes.len() as u64);
+            }
+            if let Some(found) = search.found() {
                 self.groups = Some(
                     found
                         .groups
@@ -82,13 +90,24 @@ impl Check for Banner {
                         .map(|g| g.as_ref().map(|b| String::from_utf8_lossy(b).into_owned()))
                         .collect(),
                 );
+                for (stream, (id, _)) in [Stream::Stdout, Stream::Stderr]
+                    .into_iter()
+                    .zip(&self.watches)
+                    .filter_map(|(s, w)| Some((s, w.as_ref()?)))
+                {
+                    monitor.end_watch(stream, *id);
+                }
                 return Status::Ready;
             }
-            all_closed &= capture.is_closed();
+            all_closed &= got.closed;
         }
         if all_closed {
             // Nobody can write the banner any more.
             return Status::Failed("its output was closed before the banner appeared".into());
+        }
+        if more {
+            // Searched a slice of what is queued: the rest at once, after a look at the clock.
+            cx.poll_again_in(Duration::ZERO);
         }
         Status::NotYet
     }

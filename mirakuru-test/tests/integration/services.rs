@@ -101,8 +101,9 @@ fn postgres_started_directly_used_with_psql() {
     let (k, v) = tag_env(&tag);
     let port = free_port();
     let cmd = postgres_command(&postgres, &data, port, dir.path());
-    // SIGINT is PostgreSQL's "fast shutdown"; SIGTERM would wait for clients to leave.
-    let mut pg = TcpExecutor::new(cmd, "127.0.0.1", port)
+    // SIGINT is PostgreSQL's "fast shutdown"; SIGTERM would wait for clients to leave. Ready
+    // as pg_isready decides: a TCP connect succeeds while it still answers 57P03.
+    let mut pg = Executor::new(cmd, mirakuru::ready::postgres("127.0.0.1", port))
         .stop_signal(Signal::SIGINT)
         .timeout(Duration::from_secs(60))
         .env(k, v);
@@ -140,7 +141,7 @@ fn postgres_through_pg_ctl_a_launcher_that_exits_while_the_server_lives_on() {
         dir.path().join("postgres.log").display().to_string(),
     ];
     // pg_ctl exits 0 once the server it started is up: the executor follows the server.
-    let mut pg = TcpExecutor::new(cmd, "127.0.0.1", port)
+    let mut pg = Executor::new(cmd, mirakuru::ready::postgres("127.0.0.1", port))
         .stop_signal(Signal::SIGINT)
         .timeout(Duration::from_secs(60))
         .env(k, v);

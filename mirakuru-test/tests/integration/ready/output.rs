@@ -116,3 +116,33 @@ mod bad_input {
         probe.assert_nothing_spawned();
     }
 }
+
+/// A slow but valid banner regex is searched by the thread that waits for its service, never
+/// by the supervisor, which serves every service: another service starts and stops on time
+/// meanwhile. (It used to be searched on the supervisor: an unrelated start with a 2 s timeout
+/// returned after 21-42 s.)
+#[test]
+fn a_slow_banner_search_delays_no_other_service() {
+    // About 1.5 MB/s in a debug build: this output keeps the search busy for seconds.
+    let slow_banner = r"(?:[\w\d]{5}\s?){40}Q";
+    let tag = Tag::new();
+    let (k, v) = tag_env(&tag);
+    let slow = std::thread::spawn(move || {
+        let mut ex = OutputExecutor::new(svc(&["--noise-mib", "16"]), slow_banner)
+            .timeout(Duration::from_secs(4))
+            .env(k, v);
+        ex.start()
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    let began = Instant::now();
+    let mut quick = crate::ready(&[]).timeout(Duration::from_secs(2));
+    quick.start().expect("starts while another service's banner is being searched");
+    let pid = quick.pid().expect("pid");
+    quick.stop().expect("stops");
+    let took = began.elapsed();
+    assert!(!mirakuru_test::is_alive(pid));
+    assert!(took < Duration::from_secs(2), "start and stop took {took:?}");
+    let err = slow.join().expect("the slow start returns").expect_err("never ready");
+    assert!(matches!(err, Error::TimeoutExpired { .. }), "{err}");
+    tag.assert_none_left();
+}
