@@ -83,7 +83,9 @@
 //!     - `--reset`: accept, then close with `SO_LINGER` 0 (connection reset);
 //!     - `--garbage`: read a bit, answer `this is not http\r\n\r\n`, close;
 //!     - `--partial-headers`: read a bit, send a status line and one header,
-//!       then never finish the head.
+//!       then never finish the head;
+//!     - `--trickle-ms MS`: read a bit, then send an endless header one byte
+//!       every MS milliseconds (a peer that is slow but never silent).
 //!
 //! `--child` is internal: the mode `--spawn-children` starts copies in. It
 //! resets inherited ignored signals, honours `--children-setsid`,
@@ -163,6 +165,7 @@ struct Config {
     close_stdout: bool,
     non_utf8: bool,
     noise_mib: Option<f64>,
+    trickle: Duration,
     noise_stderr: bool,
     noise_no_newline: bool,
     delay: Option<Duration>,
@@ -207,6 +210,7 @@ enum Mode {
     Reset,
     Garbage,
     PartialHeaders,
+    Trickle,
 }
 
 #[derive(Default)]
@@ -354,6 +358,10 @@ fn parse_args(args: impl Iterator<Item = std::ffi::OsString>) -> Result<Config, 
             "--reset" => set_mode(&mut c, Mode::Reset)?,
             "--garbage" => set_mode(&mut c, Mode::Garbage)?,
             "--partial-headers" => set_mode(&mut c, Mode::PartialHeaders)?,
+            "--trickle-ms" => {
+                c.trickle = Duration::from_millis(p.number()?);
+                set_mode(&mut c, Mode::Trickle)?
+            }
             "--status" => {
                 let value = p.value()?;
                 let sequence = parse_status(&value).ok_or_else(|| p.bad(&value))?;
@@ -1192,6 +1200,19 @@ fn handle<S: Conn>(mut stream: S, cfg: &'static Config) {
                 let _ = stream.write_all(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n");
                 // Say nothing more, but notice when the peer gives up.
                 io::copy(&mut stream, &mut io::sink())
+            });
+        }
+        Mode::Trickle => {
+            thread::spawn(move || {
+                let _ = read_a_bit(&mut stream);
+                let head = b"HTTP/1.1 200 OK\r\nX-Slow: ";
+                let bytes = head.iter().copied().chain(std::iter::repeat(b'z'));
+                for byte in bytes {
+                    if stream.write_all(&[byte]).is_err() {
+                        return;
+                    }
+                    thread::sleep(cfg.trickle);
+                }
             });
         }
     }

@@ -5,7 +5,7 @@
 
 use std::io::{Read, Write};
 use std::net::SocketAddr;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use regex::Regex;
 
@@ -264,16 +264,21 @@ impl Http {
         }
     }
 
-    /// One request: `Ok(status)` or why there was no usable answer.
+    /// One request: `Ok(status)` or why there was no usable answer. The whole attempt —
+    /// connect, request, every read of the answer — fits in `timeout`: a server that trickles
+    /// its answer a byte at a time cannot make one attempt last longer.
     fn attempt(&self, timeout: Duration) -> Result<u16, String> {
         let timeout = timeout.max(Duration::from_millis(1));
+        let deadline = Instant::now() + timeout;
+        let too_slow = || format!("no complete response within {} ms", timeout.as_millis());
+        let left = || deadline.checked_duration_since(Instant::now()).filter(|d| !d.is_zero());
         let mut stream = Tcp::connect(&self.addrs, timeout)?;
-        let _ = stream.set_read_timeout(Some(timeout));
-        let _ = stream.set_write_timeout(Some(timeout));
+        let _ = stream.set_write_timeout(Some(left().ok_or_else(too_slow)?));
         stream.write_all(&self.request).map_err(|e| format!("sending the request failed: {e}"))?;
         let mut buf = Vec::with_capacity(1024);
         let mut chunk = [0u8; 4096];
         loop {
+            let _ = stream.set_read_timeout(Some(left().ok_or_else(too_slow)?));
             let n = match stream.read(&mut chunk) {
                 Ok(n) => n,
                 Err(e)
@@ -282,9 +287,7 @@ impl Http {
                         std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
                     ) =>
                 {
-                    // Whole milliseconds: the attempt's limit is cut to the time left.
-                    let ms = timeout.as_millis();
-                    return Err(format!("no complete response within {ms} ms"));
+                    return Err(too_slow());
                 }
                 Err(e) => return Err(format!("reading the response failed: {e}")),
             };
@@ -296,25 +299,30 @@ impl Http {
                 });
             }
             buf.extend_from_slice(&chunk[..n]);
-            let mut headers = [httparse::EMPTY_HEADER; 64];
-            let mut response = httparse::Response::new(&mut headers);
-            match response.parse(&buf) {
-                Ok(httparse::Status::Complete(_)) => {
-                    return response.code.ok_or_else(|| "the response has no status".into())
-                }
-                Ok(httparse::Status::Partial) if buf.len() < 64 * 1024 => {}
-                Ok(httparse::Status::Partial) => {
-                    return Err("the response headers exceed 64 KiB".into())
-                }
-                // Too many headers still tells the status; anything else is not HTTP.
-                Err(httparse::Error::TooManyHeaders) => {
-                    return response.code.ok_or_else(|| "the response has no status".into())
-                }
-                Err(e) => {
-                    let start = String::from_utf8_lossy(&buf[..buf.len().min(40)]).into_owned();
-                    return Err(format!("the answer is not HTTP ({e}): {start:?}"));
-                }
+            if let Some(outcome) = parse_status(&buf) {
+                return outcome;
             }
+        }
+    }
+}
+
+/// The status of a response once its headers are complete; `None` while more is needed.
+fn parse_status(buf: &[u8]) -> Option<Result<u16, String>> {
+    let mut headers = [httparse::EMPTY_HEADER; 64];
+    let mut response = httparse::Response::new(&mut headers);
+    match response.parse(buf) {
+        Ok(httparse::Status::Complete(_)) => {
+            Some(response.code.ok_or_else(|| "the response has no status".into()))
+        }
+        Ok(httparse::Status::Partial) if buf.len() < 64 * 1024 => None,
+        Ok(httparse::Status::Partial) => Some(Err("the response headers exceed 64 KiB".into())),
+        // Too many headers still tells the status; anything else is not HTTP.
+        Err(httparse::Error::TooManyHeaders) => {
+            Some(response.code.ok_or_else(|| "the response has no status".into()))
+        }
+        Err(e) => {
+            let start = String::from_utf8_lossy(&buf[..buf.len().min(40)]).into_owned();
+            Some(Err(format!("the answer is not HTTP ({e}): {start:?}")))
         }
     }
 }

@@ -175,6 +175,30 @@ fn http_works_over_ipv6() {
     ex.stop().expect("stop");
 }
 
+/// Every attempt is bounded as a whole by its request timeout and by the start deadline, not
+/// each `read()`: a server that trickles a byte every 0.4 s used to hold `start()` for hours.
+#[test]
+fn a_server_that_trickles_its_answer_cannot_hold_the_start_past_its_deadline() {
+    let tag = Tag::new();
+    let (k, v) = tag_env(&tag);
+    let port = free_port();
+    let mut ex = HttpExecutor::new(
+        svc(&["--tcp", &port.to_string(), "--trickle-ms", "400"]),
+        format!("http://127.0.0.1:{port}/"),
+    )
+    .request_timeout(Duration::from_secs(1))
+    .timeout(Duration::from_secs(2))
+    .env(k, v);
+    let began = Instant::now();
+    let err = ex.start().expect_err("never a complete answer");
+    let took = began.elapsed();
+    let message = err.to_string();
+    assert!(took < Duration::from_secs(4), "the start took {took:?}: {message}");
+    assert!(matches!(err, Error::TimeoutExpired { .. }), "{message}");
+    assert!(message.contains("no complete response within"), "{message}");
+    tag.assert_none_left_within(Duration::from_secs(1));
+}
+
 mod bad_input {
     //! The bad-input catalogue entries of this behaviour (numbered as in the README's table).
 
