@@ -443,8 +443,14 @@ impl<C: Check> Inner<C> {
         Err(err)
     }
 
-    /// Records how long the start took, in total and for each part of the check.
+    /// Records how long the start took, in total and for each part of the check. A launcher
+    /// that daemonized (`redis-server --daemonize yes`) may have left a daemon that escaped
+    /// its session: the listener on the check's port is then adopted if it is one of this
+    /// binary's orphans, so that `stop()` and the reaper find it.
     fn on_ready(&mut self, process: &Process) {
+        if let (Some(port), false) = (self.check.port(), process.leader_running()) {
+            process.port_owner(port);
+        }
         let after = process.spawned_at.elapsed();
         self.ready_after = Some(after);
         self.times = std::iter::once((self.check.describe(), after))

@@ -74,6 +74,14 @@ pub(crate) fn in_spawned_child(parent: u32) -> io::Result<()> {
     Ok(())
 }
 
+/// Makes this process the reaper of its orphaned descendants (PR_SET_CHILD_SUBREAPER): a
+/// service's daemon whose launcher exited is reparented to the test binary instead of init,
+/// and stays recognisable as the binary's.
+pub(crate) fn make_child_subreaper() -> io::Result<()> {
+    rustix::process::set_child_subreaper(Some(rustix::process::getpid()))?;
+    Ok(())
+}
+
 /// Fills `buf` from the kernel's CSPRNG, so owner markers cannot be guessed.
 pub(crate) fn random_bytes(buf: &mut [u8]) -> io::Result<()> {
     let mut filled = 0;

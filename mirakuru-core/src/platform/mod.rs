@@ -30,9 +30,9 @@ mod other;
 use other as os;
 
 pub(crate) use os::{
-    close_inherited_fds, for_each_dir_entry, in_spawned_child, pidfd_open, random_bytes,
-    receive_credentials, recv_datagram, set_process_name, unix_stream_socket, DirWatch, HAS_PROCFS,
-    MAX_SOCKET_PATH,
+    close_inherited_fds, for_each_dir_entry, in_spawned_child, make_child_subreaper, pidfd_open,
+    random_bytes, receive_credentials, recv_datagram, set_process_name, unix_stream_socket,
+    DirWatch, HAS_PROCFS, MAX_SOCKET_PATH,
 };
 
 /// The effective user id of this process.
@@ -106,6 +106,11 @@ pub(crate) fn exit_status_nowait(
 /// reaped our child is never waited for.
 pub(crate) fn reap(pid: u32, pidfd: Option<BorrowedFd<'_>>) -> io::Result<()> {
     os::waitid(pid, pidfd, WaitIdOptions::EXITED).map(drop)
+}
+
+/// Reaps a child if it has exited, without waiting: for zombies this binary inherited.
+pub(crate) fn reap_nowait(pid: u32, pidfd: Option<BorrowedFd<'_>>) -> io::Result<()> {
+    os::waitid(pid, pidfd, WaitIdOptions::EXITED | WaitIdOptions::NOHANG).map(drop)
 }
 
 /// A wait(2) status word rebuilt from waitid(2)'s answer, so that std's `ExitStatus` answers

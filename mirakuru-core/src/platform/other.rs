@@ -48,6 +48,10 @@ pub(crate) fn in_spawned_child(_parent: u32) -> io::Result<()> {
     Ok(())
 }
 
+pub(crate) fn make_child_subreaper() -> io::Result<()> {
+    Err(io::ErrorKind::Unsupported.into())
+}
+
 pub(crate) fn random_bytes(buf: &mut [u8]) -> io::Result<()> {
     use std::io::Read;
     std::fs::File::open("/dev/urandom")?.read_exact(buf)

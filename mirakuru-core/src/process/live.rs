@@ -17,6 +17,11 @@ pub(super) fn register(tree: Arc<Tree>) {
     LIVE.lock().unwrap_or_else(|p| p.into_inner()).push(tree);
 }
 
+/// The leaders of the trees that run: children of this binary, but services of their own.
+pub(super) fn leaders() -> Vec<u32> {
+    LIVE.lock().unwrap_or_else(|p| p.into_inner()).iter().map(|t| t.leader()).collect()
+}
+
 pub(super) fn unregister(tree: &Arc<Tree>) {
     if EXITING.load(Ordering::Acquire) {
         return; // the hook owns the list now

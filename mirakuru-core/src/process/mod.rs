@@ -8,7 +8,8 @@
 //! | `monitor.rs` | what the supervisor saw of one process: output and exit |
 //! | `tree.rs` | a spawned tree as one unit: signal, terminate, reap |
 //! | `liveness.rs` | after ready: which process is the service, and whether it still runs |
-//! | `sweep.rs` | the members of one tree, found in `/proc` |
+//! | `sweep.rs` | the members of one tree, found in `/proc`; the binary's orphans |
+//! | `sockets.rs` | which TCP ports processes listen on, from `/proc` |
 //! | `procfs.rs` | reading `/proc` without allocating (the reaper uses it after fork) |
 //! | `reaper.rs` | the process that kills what is left when the binary dies |
 //! | `table.rs` | the reaper's lists, without the allocator |
@@ -22,6 +23,7 @@ mod monitor;
 mod procfs;
 mod reaper;
 mod run_dir;
+mod sockets;
 mod spawn;
 mod supervisor;
 mod sweep;
@@ -32,8 +34,9 @@ pub(crate) use at_exit::at_exit;
 pub(crate) use liveness::{Liveness, Survivors};
 pub(crate) use monitor::Monitor;
 pub(crate) use run_dir::private_dir;
+pub(crate) use sockets::listeners_of;
 pub(crate) use spawn::{new_marker, Extras};
-pub(crate) use tree::{far_future, Process, StopPlan};
+pub(crate) use tree::{far_future, PortOwner, Process, StopPlan};
 
 /// The `std::process::Command` of a readiness probe: built like a service's, so it runs in a
 /// session of its own, dies with the test and carries an owner marker for the reaper.

@@ -79,6 +79,27 @@ pub(crate) fn proc_info(pid: u32, uids: &[u32]) -> Option<ProcInfo> {
 /// Parses the fields after the command name, which is in parentheses and may itself contain
 /// spaces and parentheses: the last ')' ends it.
 pub(crate) fn parse_stat(pid: u32, stat: &[u8]) -> Option<ProcInfo> {
+    // Zombies (and dead entries) hold nothing to stop; their parent reaps them.
+    match parse_stat_any(pid, stat)? {
+        (_, true) => None,
+        (info, false) => Some(info),
+    }
+}
+
+/// A zombie's `/proc/<pid>/stat`: what it was, if `pid` is a zombie (any user's).
+pub(crate) fn zombie_info(pid: u32) -> Option<ProcInfo> {
+    let mut path = [0u8; 64];
+    let fd = open_ro(proc_path(&mut path, pid, b"stat")?)?;
+    let mut buf = [0u8; 1024];
+    let len = read_some(&fd, &mut buf);
+    match parse_stat_any(pid, &buf[..len])? {
+        (info, true) => Some(info),
+        (_, false) => None,
+    }
+}
+
+/// The fields of `/proc/<pid>/stat`, and whether the process is a zombie.
+fn parse_stat_any(pid: u32, stat: &[u8]) -> Option<(ProcInfo, bool)> {
     let close = stat.iter().rposition(|&b| b == b')')?;
     let mut fields = stat[close + 1..].split(|&b| b == b' ').filter(|f| !f.is_empty());
     let mut nth = |skip: usize| -> Option<u64> {
@@ -93,15 +114,12 @@ pub(crate) fn parse_stat(pid: u32, stat: &[u8]) -> Option<ProcInfo> {
         Some(v)
     };
     // Fields (1-based, proc_pid_stat(5)): 3 state, 4 ppid, 5 pgrp, 6 session, 22 starttime.
-    // Zombies (and dead entries) hold nothing to stop; their parent reaps them.
-    if matches!(stat.get(close + 2), Some(b'Z' | b'X' | b'x')) {
-        return None;
-    }
+    let zombie = matches!(stat.get(close + 2), Some(b'Z' | b'X' | b'x'));
     let ppid = nth(1)? as u32; // skips field 3, the state
     let pgid = nth(0)? as u32;
     let sid = nth(0)? as u32;
     let start_time = nth(15)?;
-    Some(ProcInfo { pid, ppid, pgid, sid, start_time })
+    Some((ProcInfo { pid, ppid, pgid, sid, start_time }, zombie))
 }
 
 /// Whether `/proc/<pid>/environ` holds an entry matching `needle` (see [`EnvMatcher`]);
@@ -198,6 +216,15 @@ pub(crate) fn for_each_process(
         }
     }
     true
+}
+
+/// Calls `f` with every pid in `/proc` from `min_pid` up (one listing).
+pub(crate) fn for_each_pid(min_pid: u32, mut f: impl FnMut(u32)) -> bool {
+    walk_proc(|pid| {
+        if pid >= min_pid {
+            f(pid)
+        }
+    })
 }
 
 /// The pids in `/proc`, ascending; `true` with them if there were more than fit.

@@ -42,6 +42,7 @@ use crate::signal::Signal;
 #[derive(Debug)]
 pub(crate) struct Reaper {
     lifeline: OwnedFd,
+    pid: u32,
 }
 
 /// A record: what, a pid, a start time (13 bytes; a stream socket with room takes it whole).
@@ -94,13 +95,18 @@ impl Reaper {
         // its own stack and on memory mapped for it, and never returns into the caller.
         match unsafe { nix::unistd::fork() }? {
             ForkResult::Child => reaper_main(theirs, &orders),
-            ForkResult::Parent { .. } => {
+            ForkResult::Parent { child } => {
                 drop(theirs);
                 let lifeline = OwnedFd::from(ours);
                 platform::set_nonblocking(lifeline.as_fd())?;
-                Ok(Reaper { lifeline })
+                Ok(Reaper { lifeline, pid: child.as_raw().unsigned_abs() })
             }
         }
+    }
+
+    /// The reaper's pid.
+    pub(crate) fn pid(&self) -> u32 {
+        self.pid
     }
 
     /// A service leading session `sid` (its leader started at `start`) was spawned.

@@ -84,6 +84,10 @@ impl Supervisor {
         let thread_wake = Arc::clone(&wake);
         let reaper = Arc::new(Mutex::new(None));
         let thread_reaper = Arc::clone(&reaper);
+        // Orphans of the services — daemons whose launcher exited — come to this binary
+        // instead of init, and stay recognisable as ours (`sweep::orphans`). Where the OS
+        // has no such thing, they are found by their owner marker only.
+        let _ = platform::make_child_subreaper();
         std::thread::Builder::new()
             .name("mirakuru-supervisor".into())
             // The loop keeps its 64 KiB read buffer on the heap; the stack is sized for the
@@ -118,6 +122,11 @@ impl Supervisor {
     /// Stops watching a process: its pipes are closed. Called once its tree is gone.
     pub(crate) fn release(&self, id: u64) {
         let _ = self.send(Request::Release(id));
+    }
+
+    /// The reaper's pid, if it runs.
+    pub(crate) fn reaper_pid(&self) -> Option<u32> {
+        self.reaper.lock().unwrap_or_else(|p| p.into_inner()).as_ref().map(Reaper::pid)
     }
 
     /// Tells the reaper, if there is one, something it must know (see `Reaper`). There is

@@ -117,6 +117,46 @@ fn sweep_tree(tree: &TreeId, at_least: u32) -> (Vec<ProcInfo>, Option<u32>) {
     (members.collect(), vanished)
 }
 
+/// This binary's orphans: processes it did not start whose parent died, reparented to it as
+/// the subreaper of its descendants (`platform::make_child_subreaper`) — the daemons services
+/// left behind. Not its own children: those are in its session (what the tests start with
+/// `std::process::Command`), or lead a tree of their own, or are the reaper (`not_orphans`).
+/// Only processes started after `since` (a leader's start time) are considered.
+pub(crate) fn orphans(since: u64, not_orphans: &[u32]) -> Vec<u32> {
+    let me = std::process::id();
+    let my_session = rustix::process::getsid(None).map_or(0, |s| s.as_raw_nonzero().get() as u32);
+    let me_uid = platform::geteuid();
+    let uids = if me_uid == 0 { Vec::new() } else { vec![me_uid] };
+    let mut scratch = Box::new(Scratch::new());
+    let mut found = Vec::new();
+    procfs::for_each_process(&mut scratch, &uids, 0, |p| {
+        if p.ppid == me
+            && p.sid != my_session
+            && p.start_time >= since
+            && !not_orphans.contains(&p.pid)
+        {
+            found.push(p.pid);
+        }
+    });
+    found
+}
+
+/// The zombies among this binary's children started since the tree's leader. (Not from
+/// `/proc/self/task/*/children`: those lists skip entries while children come and go.)
+pub(crate) fn zombie_children(tree: &TreeId) -> Vec<ProcInfo> {
+    let me = std::process::id();
+    let min_pid = if no_wrap_since(tree.leader, tree.forks_at_spawn) { tree.leader } else { 0 };
+    let mut zombies = Vec::new();
+    procfs::for_each_pid(min_pid, |pid| {
+        if let Some(z) = procfs::zombie_info(pid) {
+            if z.ppid == me && z.start_time >= tree.leader_start {
+                zombies.push(z);
+            }
+        }
+    });
+    zombies
+}
+
 /// Whether every process created since the leader was spawned has a larger pid than it.
 ///
 /// Pids are handed out upwards from the last one given, skipping those in use, and wrap

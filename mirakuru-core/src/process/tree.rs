@@ -13,7 +13,7 @@ use super::monitor::Monitor;
 use super::procfs::ProcInfo;
 use super::spawn::{self, Extras};
 use super::sweep::{self, TreeId, MARKER_VAR};
-use super::{live, supervisor};
+use super::{live, sockets, supervisor};
 use crate::command::{Command, Prepared};
 use crate::platform;
 use crate::signal::Signal;
@@ -42,6 +42,10 @@ pub(crate) struct Tree {
     pub(crate) plan: StopPlan,
     supervisor_id: u64,
     reaped: AtomicBool,
+    /// The sessions and groups members were seen in: the orphans this binary inherits (as a
+    /// subreaper) from them are the tree's, and are reaped once they died, so that no zombie
+    /// stays behind — the intermediate process of a double fork included, never seen alive.
+    seen_sessions: Mutex<Vec<u32>>,
     /// A pidfd of the leader (Linux), opened at spawn: its pid may be recycled once something
     /// other than us reaped it, the pidfd always names the process we spawned.
     leader_fd: Option<OwnedFd>,
@@ -55,6 +59,17 @@ pub(crate) struct Process {
     tree: Arc<Tree>,
     /// Held open for `Stdin::Open`; closed when the process is dropped.
     _stdin: Option<ChildStdin>,
+}
+
+/// Who holds a TCP port.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum PortOwner {
+    /// A process of the service's tree.
+    Service,
+    /// A process that is not the service's.
+    Foreign(u16),
+    /// Nothing listens on the port.
+    Nobody(u16),
 }
 
 /// How a tree ended.
@@ -105,6 +120,7 @@ impl Process {
             plan,
             supervisor_id: spawned.id,
             reaped: AtomicBool::new(false),
+            seen_sessions: Mutex::new(Vec::new()),
             leader_fd,
         });
         live::register(Arc::clone(&tree));
@@ -134,6 +150,36 @@ impl Process {
             }
         }
         true
+    }
+
+    /// Who holds TCP `port` (in this binary's network namespace). A listener among this
+    /// binary's orphans — a daemon that left the service's session, reparented to this binary
+    /// (it is a child subreaper, see `supervisor.rs`) — is the service's: it is adopted, so
+    /// that it is stopped with the service and by the reaper.
+    pub(crate) fn port_owner(&self, port: u16) -> PortOwner {
+        let inodes = sockets::listening_on(port);
+        if inodes.is_empty() {
+            return PortOwner::Nobody(port);
+        }
+        let holder = |pids: &[u32]| {
+            sockets::listeners_of(pids)
+                .into_iter()
+                .find(|l| inodes.contains(&l.inode))
+                .map(|l| l.pid)
+        };
+        // Most servers listen in the process that was spawned: asked first, without a sweep.
+        if holder(&[self.pid]).is_some() || holder(&self.tree_pids()).is_some() {
+            return PortOwner::Service;
+        }
+        let mut children = live::leaders();
+        if let Ok(supervisor) = supervisor::get() {
+            children.extend(supervisor.reaper_pid());
+        }
+        let orphans = sweep::orphans(self.tree.leader_start(), &children);
+        match holder(&orphans) {
+            Some(pid) if self.adopt(pid) => PortOwner::Service,
+            _ => PortOwner::Foreign(port),
+        }
     }
 
     /// Takes in what the process has written so far (see `Supervisor::drain`).
@@ -213,8 +259,12 @@ impl Tree {
         self.id.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn leader(&self) -> u32 {
+    pub(super) fn leader(&self) -> u32 {
         self.id().leader
+    }
+
+    fn leader_start(&self) -> u64 {
+        self.id().leader_start
     }
 
     /// The leader is ours to signal by pid while it is unreaped: even as a zombie it holds its
@@ -240,7 +290,14 @@ impl Tree {
             }
             id.clone()
         };
-        sweep::tree_members(&id)
+        let members = sweep::tree_members(&id);
+        let mut seen = self.seen_sessions.lock().unwrap_or_else(|p| p.into_inner());
+        for number in members.iter().flat_map(|p| [p.sid, p.pgid]) {
+            if !seen.contains(&number) {
+                seen.push(number);
+            }
+        }
+        members
     }
 
     fn any_member_alive(&self) -> bool {
@@ -275,27 +332,39 @@ impl Tree {
         }
         let leader = self.leader();
         let mut pause = Duration::from_micros(200);
+        // Every member seen, until its pidfd says it exited: a process on its way out no
+        // longer shows its environment, so a sweep stops finding it by its marker before it
+        // is gone — and a stop that returned then would leave it running a moment longer.
+        let mut watched: Vec<(u32, OwnedFd)> = Vec::new();
         loop {
-            let members: Vec<_> = self.members().into_iter().filter(|p| p.pid != leader).collect();
+            let mut unwatched = false;
+            for member in self.members().into_iter().filter(|p| p.pid != leader) {
+                if !watched.iter().any(|(pid, _)| *pid == member.pid) {
+                    match platform::pidfd_open(member.pid) {
+                        Some(fd) => watched.push((member.pid, fd)),
+                        // No pidfds (Linux < 5.3): swept again until it is not found.
+                        None => unwatched = true,
+                    }
+                }
+            }
+            watched.retain(|(_, fd)| !readable_now(fd.as_fd()));
             let group_alive =
                 !platform::HAS_PROCFS && self.leader_is_ours() && platform::group_exists(leader);
-            if members.is_empty() && !group_alive {
+            if watched.is_empty() && !unwatched && !group_alive {
                 return true;
             }
             let now = Instant::now();
             if now >= deadline {
                 return false;
             }
-            // Wait for any of them to exit, through pidfds where the OS has them; re-sweep at
-            // least every 100 ms for processes forked meanwhile.
-            let pidfds: Vec<_> =
-                members.iter().filter_map(|p| platform::pidfd_open(p.pid)).collect();
+            // Wait for any of them to exit; re-sweep at least every 100 ms for processes
+            // forked meanwhile.
             let wait = (deadline - now).min(Duration::from_millis(100));
-            if pidfds.is_empty() {
+            if watched.is_empty() {
                 std::thread::sleep(pause.min(wait));
                 pause = (pause * 2).min(Duration::from_millis(10));
             } else {
-                let fds: Vec<_> = pidfds.iter().map(AsFd::as_fd).collect();
+                let fds: Vec<_> = watched.iter().map(|(_, fd)| fd.as_fd()).collect();
                 let _ = platform::poll_readable(&fds, Some(wait));
             }
         }
@@ -336,6 +405,7 @@ impl Tree {
         // else reaped the leader, and its pid may be another child of ours by now (waiting for
         // it would block until that one exits, and take its status). Through the pidfd, a
         // reap after the observation by someone else is answered ECHILD.
+        self.reap_dead_children();
         if matches!(self.monitor.exit(), Some(Some(_))) {
             let _ = platform::reap(leader, self.leader_fd());
         }
@@ -350,6 +420,36 @@ impl Tree {
         live::unregister(self);
         status
     }
+}
+
+impl Tree {
+    /// Reaps the members that died as children of this binary (orphans it inherited): a
+    /// zombie holds its pid, so one with the start time seen is the same process; it is reaped
+    /// through a pidfd, which cannot name another.
+    fn reap_dead_children(&self) {
+        let id = self.id().clone();
+        let (leader, adopted) = (id.leader, &id.adopted);
+        let mut sessions = self.seen_sessions.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        sessions.push(leader);
+        for zombie in sweep::zombie_children(&id) {
+            let ours = zombie.pid != leader
+                && (sessions.contains(&zombie.sid)
+                    || sessions.contains(&zombie.pgid)
+                    || adopted.contains(&(zombie.pid, zombie.start_time)));
+            // Through a pidfd, which names this very zombie: its pid cannot be reused yet.
+            // A multi-threaded process shows as a zombie before its other threads are gone; it
+            // can be reaped once its pidfd says the whole thread group exited.
+            if let (true, Some(fd)) = (ours, platform::pidfd_open(zombie.pid)) {
+                let _ = platform::poll_readable(&[fd.as_fd()], Some(KILL_WAIT));
+                let _ = platform::reap_nowait(zombie.pid, Some(fd.as_fd()));
+            }
+        }
+    }
+}
+
+/// Whether a pidfd says its process exited.
+fn readable_now(fd: BorrowedFd<'_>) -> bool {
+    platform::poll_readable(&[fd], Some(Duration::ZERO)).is_ok_and(|r| r.first() == Some(&true))
 }
 
 /// An instant no deadline reaches: "no limit", for durations too large to add to now.

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use regex::Regex;
 
+use super::listeners::{Confirmed, Owner};
 use super::tcp::Tcp;
 use super::{Backoff, Check, Context, Setup, Status};
 use crate::error::Error;
@@ -142,6 +143,7 @@ pub struct Http {
     addrs: Vec<SocketAddr>,
     status_regex: Option<Regex>,
     request: Vec<u8>,
+    owner: Owner,
     backoff: Backoff,
     last: Option<String>,
 }
@@ -160,6 +162,7 @@ impl Http {
             addrs: Vec::new(),
             status_regex: None,
             request: Vec::new(),
+            owner: Owner::default(),
             backoff: Backoff::new(),
             last: None,
         }
@@ -179,6 +182,18 @@ impl Http {
     /// The status that counts as ready (see [`HttpExecutor::status`](crate::HttpExecutor::status)).
     pub fn with_status(mut self, status: impl Into<StatusPattern>) -> Http {
         self.status = status.into();
+        self
+    }
+
+    /// Counts only an answer from a listener of the service's own process tree (see
+    /// [`Tcp::owned`](super::Tcp::owned)). Linux only.
+    pub fn owned(mut self) -> Http {
+        self.owner.required = true;
+        self
+    }
+
+    pub(crate) fn fail_when_taken(mut self) -> Http {
+        self.owner.fail_when_taken = true;
         self
     }
 
@@ -400,6 +415,7 @@ impl Check for Http {
         self.addrs = Tcp::resolve(&url.host, url.port)?;
         self.request = self.build_request(&url);
         self.parsed = Some(url);
+        self.owner.prepare()?;
         self.backoff = Backoff::new();
         self.last = None;
         Ok(())
@@ -415,7 +431,17 @@ impl Check for Http {
 
     fn poll(&mut self, cx: &mut Context<'_>) -> Status {
         match self.attempt(cx.remaining().min(self.request_timeout)) {
-            Ok(code) if self.status_ok(code) => return Status::Ready,
+            Ok(code) if self.status_ok(code) => {
+                let port = self.parsed.as_ref().map_or(0, |u| u.port);
+                match self.owner.confirm(cx, port) {
+                    Confirmed::Yes => return Status::Ready,
+                    Confirmed::Taken(why) => return Status::Failed(why),
+                    Confirmed::NotYet(why) => {
+                        self.last = Some(format!("HTTP {code}, but {why}"));
+                        cx.poll_again_in(self.backoff.next_delay());
+                    }
+                }
+            }
             Ok(code) => {
                 self.last = Some(format!("HTTP {code}"));
                 // It answers, just not yet as wished: no need to ask a thousand times a second.

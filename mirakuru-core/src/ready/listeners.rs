@@ -1,123 +1,22 @@
-//! Which TCP ports the service's own processes listen on, read from `/proc` without connecting:
-//! the socket inodes in `/proc/<pid>/fd` matched against the rows in state LISTEN of
-//! `/proc/<pid>/net/tcp` and `tcp6` (docs/design.md §5: how testcontainers-go and -java check
-//! "is it listening" inside a container). It discovers the port of a service started on port
-//! 0 — so no test has to guess a free port and race others for it — and tells a listener of
-//! the service from a foreign process answering on the same port (docker-proxy, moby#16976; an
-//! earlier run that was not stopped).
-//!
-//! `NETLINK_SOCK_DIAG` (what `ss` uses) would scale further; a test service has a handful of
-//! processes and sockets, and text files need no new dependency.
+//! Ready when the service's own processes listen on a TCP port, found in `/proc` without
+//! connecting (`process/sockets.rs`). It discovers the port of a service started on port 0 —
+//! so no test has to guess a free port and race others for it — and tells a listener of the
+//! service from a foreign process answering on the same port (docker-proxy, moby#16976; an
+//! earlier run that was not stopped; another test that took the port).
 
-use std::collections::HashMap;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::time::{Duration, Instant};
 
 use super::{Check, Context, Setup, Status};
+use crate::process::{listeners_of, PortOwner};
 
-/// One listening TCP socket of the service.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Listener {
-    pub(crate) addr: IpAddr,
-    pub(crate) port: u16,
-    /// The socket's inode: lower ones were created earlier.
-    pub(crate) inode: u64,
-    pub(crate) pid: u32,
-}
+/// What a port check that requires the service's own listener fails with when another process
+/// holds the port: the fixture then starts again on another port.
+pub(crate) const PORT_TAKEN: &str = "the port is taken by another process";
 
-/// The listening TCP sockets held by any of `pids` (none where there is no `/proc`).
-pub(crate) fn of_pids(pids: &[u32]) -> Vec<Listener> {
-    // socket inode -> a pid holding it; and one pid per network namespace, to read its tables.
-    let mut inodes: HashMap<u64, u32> = HashMap::new();
-    let mut namespaces: HashMap<std::path::PathBuf, u32> = HashMap::new();
-    for &pid in pids {
-        let Ok(dir) = std::fs::read_dir(format!("/proc/{pid}/fd")) else { continue };
-        let mut any = false;
-        for entry in dir.flatten() {
-            let Ok(target) = std::fs::read_link(entry.path()) else { continue };
-            if let Some(inode) = socket_inode(target.as_os_str().as_encoded_bytes()) {
-                inodes.entry(inode).or_insert(pid);
-                any = true;
-            }
-        }
-        if any {
-            if let Ok(ns) = std::fs::read_link(format!("/proc/{pid}/ns/net")) {
-                namespaces.entry(ns).or_insert(pid);
-            }
-        }
-    }
-    let mut found = Vec::new();
-    for &pid in namespaces.values() {
-        for table in ["tcp", "tcp6"] {
-            let Ok(text) = std::fs::read(format!("/proc/{pid}/net/{table}")) else { continue };
-            for row in parse_table(&text) {
-                if let Some(&owner) = inodes.get(&row.inode) {
-                    if !found.iter().any(|l: &Listener| l.inode == row.inode) {
-                        found.push(Listener { pid: owner, ..row });
-                    }
-                }
-            }
-        }
-    }
-    found.sort_by_key(|l| l.inode);
-    found
-}
-
-/// `socket:[12345]` → 12345.
-fn socket_inode(link: &[u8]) -> Option<u64> {
-    let digits = link.strip_prefix(b"socket:[")?.strip_suffix(b"]")?;
-    std::str::from_utf8(digits).ok()?.parse().ok()
-}
-
-/// The rows of a `/proc/net/tcp{,6}` table in state `0A` (TCP_LISTEN), with `pid` 0.
-///
-/// A row (proc_net_tcp(5)): `sl local_address rem_address st tx:rx tr:when retrnsmt uid
-/// timeout inode ...`; addresses are the kernel's 32-bit words printed in hex in host byte
-/// order, the port in hex after `ntohs`.
-pub(crate) fn parse_table(text: &[u8]) -> Vec<Listener> {
-    let text = String::from_utf8_lossy(text);
-    let mut rows = Vec::new();
-    for line in text.lines().skip(1) {
-        let fields: Vec<&str> = line.split_whitespace().collect();
-        let (Some(local), Some(&state), Some(inode)) =
-            (fields.get(1), fields.get(3), fields.get(9))
-        else {
-            continue;
-        };
-        if state != "0A" {
-            continue;
-        }
-        let Some((addr, port)) = local.split_once(':') else { continue };
-        let (Some(addr), Ok(port), Ok(inode)) =
-            (parse_addr(addr), u16::from_str_radix(port, 16), inode.parse::<u64>())
-        else {
-            continue;
-        };
-        // Inode 0: a socket being torn down, owned by nobody.
-        if inode != 0 {
-            rows.push(Listener { addr, port, inode, pid: 0 });
-        }
-    }
-    rows
-}
-
-fn parse_addr(hex: &str) -> Option<IpAddr> {
-    let word = |i: usize| -> Option<[u8; 4]> {
-        let w = u32::from_str_radix(hex.get(i * 8..i * 8 + 8)?, 16).ok()?;
-        Some(w.to_ne_bytes())
-    };
-    match hex.len() {
-        8 => Some(IpAddr::V4(Ipv4Addr::from(word(0)?))),
-        32 => {
-            let mut bytes = [0u8; 16];
-            for i in 0..4 {
-                bytes[i * 4..i * 4 + 4].copy_from_slice(&word(i)?);
-            }
-            Some(IpAddr::V6(Ipv6Addr::from(bytes)))
-        }
-        _ => None,
-    }
-}
+/// How long a foreign listener must hold the port before the port counts as taken: a process
+/// of the service that is not visible in `/proc` yet (it was just forked) looks foreign for a
+/// moment.
+const TAKEN_AFTER: Duration = Duration::from_millis(100);
 
 /// The pids to look at: the leader at every attempt (servers listen in their main process),
 /// the whole tree — a scan of `/proc` — at most every 20 ms, for servers that listen in a
@@ -167,8 +66,98 @@ pub struct Listening {
     port: Option<u16>,
     found: Option<u16>,
     tree: TreeCache,
+    owner: Owner,
     next: Duration,
     last: Option<String>,
+}
+
+/// Whether a port check requires a listener of the service's own on its port: after the port
+/// answered, the answer counts only if it is the service's. A foreign process holding the
+/// port keeps the check waiting (the service will fail to bind, and its exit says why) — or,
+/// for ports chosen automatically, fails it at once, so that another port is tried.
+#[derive(Debug, Default, Clone)]
+pub(crate) struct Owner {
+    pub(crate) required: bool,
+    pub(crate) fail_when_taken: bool,
+    seen: Ownership,
+}
+
+/// What [`Owner::confirm`] says of an answer on the port.
+#[derive(Debug)]
+pub(crate) enum Confirmed {
+    /// It counts.
+    Yes,
+    /// Not yet the service's; why.
+    NotYet(String),
+    /// Another process holds the port, for good; why.
+    Taken(String),
+}
+
+impl Owner {
+    /// Forgets what was seen (a new start).
+    pub(crate) fn reset(&mut self) {
+        self.seen = Ownership::default();
+    }
+
+    /// Whether the answer on `port` counts.
+    pub(crate) fn confirm(&mut self, cx: &Context<'_>, port: u16) -> Confirmed {
+        if !self.required {
+            return Confirmed::Yes;
+        }
+        match self.seen.observe(cx.port_owner(port)) {
+            Owned::Ours => Confirmed::Yes,
+            Owned::Taken(why) if self.fail_when_taken => Confirmed::Taken(why),
+            Owned::Taken(why) | Owned::NotYet(why) => Confirmed::NotYet(why),
+        }
+    }
+
+    /// `/proc` is needed to tell a listener's owner.
+    pub(crate) fn prepare(&mut self) -> Result<(), String> {
+        self.reset();
+        if self.required && !crate::platform::HAS_PROCFS {
+            return Err("telling the service's listeners from others needs Linux's /proc; \
+                        drop `owned()`"
+                .into());
+        }
+        Ok(())
+    }
+}
+
+/// Who holds a port, followed over time: a foreign listener counts once it held the port for
+/// a moment ([`TAKEN_AFTER`]).
+#[derive(Debug, Default, Clone)]
+pub(crate) struct Ownership {
+    foreign_since: Option<Instant>,
+}
+
+/// What [`Ownership::observe`] concludes.
+#[derive(Debug)]
+pub(crate) enum Owned {
+    Ours,
+    Taken(String),
+    NotYet(String),
+}
+
+impl Ownership {
+    pub(crate) fn observe(&mut self, owner: PortOwner) -> Owned {
+        match owner {
+            PortOwner::Service => Owned::Ours,
+            PortOwner::Nobody(port) => {
+                self.foreign_since = None;
+                Owned::NotYet(format!("nothing listens on TCP port {port} yet"))
+            }
+            PortOwner::Foreign(port) => {
+                let since = *self.foreign_since.get_or_insert_with(Instant::now);
+                let why =
+                    format!("{PORT_TAKEN}: no process of the service listens on TCP port {port}");
+                if since.elapsed() >= TAKEN_AFTER {
+                    Owned::Taken(why)
+                } else {
+                    Owned::NotYet(why)
+                }
+            }
+        }
+    }
 }
 
 /// A check that is ready when the service listens on a TCP port; see [`Listening`].
@@ -180,6 +169,13 @@ impl Listening {
     /// Only this port counts (ownership: a foreign process listening on it does not).
     pub fn port(mut self, port: u16) -> Listening {
         self.port = Some(port);
+        self.owner.required = true;
+        self
+    }
+
+    /// A foreign process holding the port fails the check at once (see `Tcp::fail_when_taken`).
+    pub(crate) fn fail_when_taken(mut self) -> Listening {
+        self.owner.fail_when_taken = true;
         self
     }
 
@@ -210,27 +206,32 @@ impl Check for Listening {
         }
         self.found = None;
         self.tree = TreeCache::default();
+        self.owner.reset();
         self.next = Duration::from_micros(500);
         self.last = None;
         Ok(())
     }
 
     fn poll(&mut self, cx: &mut Context<'_>) -> Status {
-        let pids = self.tree.pids(cx);
-        let listeners = of_pids(&pids);
-        let hit = listeners.iter().find(|l| self.port.is_none_or(|p| p == l.port));
-        if let Some(l) = hit {
-            self.found = Some(l.port);
-            return Status::Ready;
-        }
-        self.last = Some(match (self.port, listeners.is_empty()) {
-            (_, true) => format!("no process of the service ({} seen) listens on TCP", pids.len()),
-            (Some(p), false) => {
-                let ports: Vec<String> = listeners.iter().map(|l| l.port.to_string()).collect();
-                format!("the service listens on {} but not on {p}", ports.join(", "))
+        if let Some(port) = self.port {
+            match self.owner.confirm(cx, port) {
+                Confirmed::Yes => {
+                    self.found = Some(port);
+                    return Status::Ready;
+                }
+                Confirmed::Taken(why) => return Status::Failed(why),
+                Confirmed::NotYet(why) => self.last = Some(why),
             }
-            (None, false) => unreachable!("a listener would have matched"),
-        });
+        } else {
+            let pids = self.tree.pids(cx);
+            let listeners = listeners_of(&pids);
+            if let Some(l) = listeners.first() {
+                self.found = Some(l.port);
+                return Status::Ready;
+            }
+            self.last =
+                Some(format!("no process of the service ({} seen) listens on TCP", pids.len()));
+        }
         // No event says "listen(2) was called": poll, cheaply at first (the leader's fds), and
         // back off; output (servers print "listening on ...") wakes the wait sooner.
         cx.poll_again_in(self.next);
@@ -245,65 +246,5 @@ impl Check for Listening {
 
     fn port(&self) -> Option<u16> {
         self.found.or(self.port)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    const TCP: &[u8] = b"  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode
-   0: 0100007F:1F90 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 4242 1 0000000000000000 100 0 0 10 0
-   1: 0100007F:1F90 0100007F:C350 01 00000000:00000000 00:00000000 00000000     0        0 4343 1 0000000000000000 20 4 30 10 -1
-   2: 00000000:18EB 00000000:0000 0A 00000000:00000000 00:00000000 00000000   101        0 77 1 0000000000000000 100 0 0 10 0
-   3: 00000000:0050 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 0 1 0000000000000000 100 0 0 10 0
-";
-
-    const TCP6: &[u8] = b"  sl  local_address                         remote_address                        st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode
-   0: 00000000000000000000000001000000:18EB 00000000000000000000000000000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 99 1 0000000000000000 100 0 0 10 0
-";
-
-    #[test]
-    fn listening_rows_are_parsed_and_others_skipped() {
-        let rows = parse_table(TCP);
-        assert_eq!(rows.len(), 2, "{rows:?}");
-        if cfg!(target_endian = "little") {
-            assert_eq!(rows[0].addr, IpAddr::V4(Ipv4Addr::LOCALHOST));
-        }
-        assert_eq!((rows[0].port, rows[0].inode), (8080, 4242));
-        assert_eq!(
-            (rows[1].addr, rows[1].port, rows[1].inode),
-            (IpAddr::V4(Ipv4Addr::UNSPECIFIED), 6379, 77)
-        );
-    }
-
-    #[test]
-    fn ipv6_rows_are_parsed() {
-        let rows = parse_table(TCP6);
-        assert_eq!(rows.len(), 1);
-        if cfg!(target_endian = "little") {
-            assert_eq!(rows[0].addr, IpAddr::V6(Ipv6Addr::LOCALHOST));
-        }
-        assert_eq!(rows[0].port, 6379);
-    }
-
-    #[test]
-    fn socket_links_give_inodes() {
-        assert_eq!(socket_inode(b"socket:[12345]"), Some(12345));
-        assert_eq!(socket_inode(b"pipe:[12345]"), None);
-        assert_eq!(socket_inode(b"/dev/null"), None);
-    }
-
-    #[test]
-    fn finds_a_listener_of_this_process() {
-        if !crate::platform::HAS_PROCFS {
-            return;
-        }
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-        let port = listener.local_addr().expect("addr").port();
-        let found = of_pids(&[std::process::id()]);
-        assert!(found.iter().any(|l| l.port == port && l.pid == std::process::id()), "{found:?}");
-        drop(listener);
-        assert!(!of_pids(&[std::process::id()]).iter().any(|l| l.port == port));
     }
 }

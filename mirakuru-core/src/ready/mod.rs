@@ -34,7 +34,7 @@ use std::time::{Duration, Instant};
 use crate::command::{Command, Redirect};
 use crate::error::Error;
 use crate::output::{Output, Stream};
-use crate::process::{far_future, Extras, Monitor, Process};
+use crate::process::{far_future, listeners_of, Extras, Monitor, PortOwner, Process};
 
 mod combinators;
 mod custom;
@@ -58,6 +58,7 @@ pub use custom::{custom, Custom};
 pub use exec::{exec, Exec};
 pub use file::{file, FileContent};
 pub use http::{Http, StatusPattern};
+pub(crate) use listeners::PORT_TAKEN;
 pub use listeners::{listening, Listening};
 pub use nothing::Nothing;
 pub use notify::{notify, Notify};
@@ -397,10 +398,16 @@ impl<'a> Context<'a> {
     /// without connecting (empty where `/proc` is not available). Sorted, without duplicates.
     pub fn listening_ports(&self) -> Vec<u16> {
         let mut ports: Vec<u16> =
-            listeners::of_pids(&self.tree_pids()).into_iter().map(|l| l.port).collect();
+            listeners_of(&self.tree_pids()).into_iter().map(|l| l.port).collect();
         ports.sort_unstable();
         ports.dedup();
         ports
+    }
+
+    /// Who holds TCP `port` now: a process of the service's tree (a daemon the service left
+    /// behind is adopted then), a foreign process, or nobody.
+    pub(crate) fn port_owner(&self, port: u16) -> PortOwner {
+        self.process.port_owner(port)
     }
 
     /// The pids of every process of the service's tree that runs now.

@@ -94,6 +94,19 @@ impl Postgres {
         self
     }
 
+    /// Counts only an answer from a listener of the service's own process tree (see
+    /// [`Tcp::owned`](super::Tcp::owned)): a foreign server on the port does not make the
+    /// service ready. Linux only.
+    pub fn owned(mut self) -> Postgres {
+        self.prober.owner.required = true;
+        self
+    }
+
+    pub(crate) fn fail_when_taken(mut self) -> Postgres {
+        self.prober.owner.fail_when_taken = true;
+        self
+    }
+
     /// What the server answered when it was found ready.
     pub fn answer(&self) -> Option<&str> {
         self.answer.as_deref()

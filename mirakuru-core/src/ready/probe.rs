@@ -11,6 +11,7 @@ use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use super::listeners::{Confirmed, Owner};
 use super::tcp::Tcp;
 use super::{Backoff, Context, Setup};
 use crate::platform::{self, MAX_SOCKET_PATH};
@@ -181,6 +182,8 @@ pub(crate) enum Step {
 pub(crate) struct Prober {
     pub(crate) target: Target,
     pub(crate) attempt_timeout: Duration,
+    /// Whether only the service's own listener counts.
+    pub(crate) owner: Owner,
     backoff: Backoff,
     current: Option<(Conn, Instant, Vec<u8>)>,
     last: Option<String>,
@@ -191,6 +194,7 @@ impl Prober {
         Prober {
             target,
             attempt_timeout: ATTEMPT_TIMEOUT,
+            owner: Owner::default(),
             backoff: Backoff::new(),
             current: None,
             last: None,
@@ -198,6 +202,7 @@ impl Prober {
     }
 
     pub(crate) fn reset(&mut self) {
+        self.owner.reset();
         self.backoff = Backoff::new();
         self.current = None;
         self.last = None;
@@ -245,7 +250,16 @@ impl Prober {
                     let _ = conn.write_all(&bytes);
                 }
                 self.current = None;
-                Step::Ready(why)
+                match self.target.port().map(|port| self.owner.confirm(cx, port)) {
+                    None | Some(Confirmed::Yes) => Step::Ready(why),
+                    Some(Confirmed::Taken(why)) => {
+                        self.last = Some(why.clone());
+                        Step::Failed(why)
+                    }
+                    Some(Confirmed::NotYet(not_yet)) => {
+                        self.again(cx, format!("{why}, but {not_yet}"))
+                    }
+                }
             }
             Verdict::Failed(why) => {
                 self.current = None;

@@ -66,6 +66,19 @@ impl Redis {
         self
     }
 
+    /// Counts only an answer from a listener of the service's own process tree (see
+    /// [`Tcp::owned`](super::Tcp::owned)): a foreign server on the port does not make the
+    /// service ready. Linux only.
+    pub fn owned(mut self) -> Redis {
+        self.prober.owner.required = true;
+        self
+    }
+
+    pub(crate) fn fail_when_taken(mut self) -> Redis {
+        self.prober.owner.fail_when_taken = true;
+        self
+    }
+
     /// How long one attempt may take, connect to answer. Default: 1 s.
     pub fn attempt_timeout(mut self, timeout: Duration) -> Redis {
         self.prober.attempt_timeout = timeout;

@@ -7,7 +7,7 @@
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
 use std::time::Duration;
 
-use super::listeners::{self, TreeCache};
+use super::listeners::{Confirmed, Owner};
 use super::{Backoff, Check, Context, Setup, Status};
 use crate::error::Error;
 
@@ -21,8 +21,7 @@ const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(1);
 pub struct Tcp {
     host: String,
     port: u16,
-    owned: bool,
-    tree: TreeCache,
+    owner: Owner,
     addrs: Vec<SocketAddr>,
     backoff: Backoff,
     last: Option<String>,
@@ -35,8 +34,7 @@ impl Tcp {
         Tcp {
             host: host.into(),
             port,
-            owned: false,
-            tree: TreeCache::default(),
+            owner: Owner::default(),
             addrs: Vec::new(),
             backoff: Backoff::new(),
             last: None,
@@ -59,7 +57,15 @@ impl Tcp {
     /// # Ok(()) }
     /// ```
     pub fn owned(mut self) -> Tcp {
-        self.owned = true;
+        self.owner.required = true;
+        self
+    }
+
+    /// With [`owned`](Tcp::owned): a foreign process holding the port fails the check at once
+    /// instead of waiting for the service to give up (fixtures on an automatic port then try
+    /// another port).
+    pub(crate) fn fail_when_taken(mut self) -> Tcp {
+        self.owner.fail_when_taken = true;
         self
     }
 
@@ -94,12 +100,15 @@ impl Tcp {
         Ok(addrs)
     }
 
-    /// Tries every address once; `Ok` if one accepts.
+    /// Tries every address once; `Ok` if one accepts — a listener, never the probe itself.
     pub(crate) fn connect(addrs: &[SocketAddr], timeout: Duration) -> Result<TcpStream, String> {
         let mut last = String::from("no address");
         for addr in addrs {
             match TcpStream::connect_timeout(addr, timeout.max(Duration::from_millis(1))) {
-                Ok(stream) => return Ok(stream),
+                Ok(stream) => match not_itself(stream) {
+                    Ok(stream) => return Ok(stream),
+                    Err(why) => last = format!("{addr}: {why}"),
+                },
                 Err(e) => last = format!("{addr}: {e}"),
             }
         }
@@ -107,9 +116,22 @@ impl Tcp {
     }
 }
 
+/// Refuses a TCP self-connect. A connect to a port of the ephemeral range where nothing listens
+/// can be given that very port as its source port; the two ends then meet ("simultaneous
+/// open", RFC 793) and the connect succeeds with nobody on the other side — a silent service
+/// would pass for ready.
+fn not_itself(stream: TcpStream) -> Result<TcpStream, String> {
+    match (stream.local_addr(), stream.peer_addr()) {
+        (Ok(local), Ok(peer)) if local == peer => {
+            Err("the probe connected to itself (a TCP self-connect): nothing listens".into())
+        }
+        _ => Ok(stream),
+    }
+}
+
 impl Check for Tcp {
     fn describe(&self) -> String {
-        if self.owned {
+        if self.owner.required {
             format!(
                 "TCP {}:{} to accept connections on a listener of the service",
                 self.host, self.port
@@ -120,13 +142,7 @@ impl Check for Tcp {
     }
 
     fn prepare(&mut self, _setup: &mut Setup<'_>) -> Result<(), String> {
-        if self.owned && !crate::platform::HAS_PROCFS {
-            return Err(
-                "telling the service's listeners from others needs Linux's /proc; drop `owned()`"
-                    .into(),
-            );
-        }
-        self.tree = TreeCache::default();
+        self.owner.prepare()?;
         self.addrs = Tcp::resolve(&self.host, self.port)?;
         self.backoff = Backoff::new();
         self.last = None;
@@ -140,27 +156,19 @@ impl Check for Tcp {
     }
 
     fn poll(&mut self, cx: &mut Context<'_>) -> Status {
-        match Tcp::connect(&self.addrs, cx.remaining().min(ATTEMPT_TIMEOUT)) {
-            Ok(_) if !self.owned => Status::Ready,
-            Ok(_) => {
-                let pids = self.tree.pids(cx);
-                if listeners::of_pids(&pids).iter().any(|l| l.port == self.port) {
-                    return Status::Ready;
+        let why = match Tcp::connect(&self.addrs, cx.remaining().min(ATTEMPT_TIMEOUT)) {
+            Ok(_) => match self.owner.confirm(cx, self.port) {
+                Confirmed::Yes => return Status::Ready,
+                Confirmed::Taken(why) => return Status::Failed(why),
+                Confirmed::NotYet(why) => {
+                    format!("{}:{} accepts connections, but {why}", self.host, self.port)
                 }
-                self.last = Some(format!(
-                    "{}:{} accepts connections, but no process of the service listens on it: \
-                     another process does",
-                    self.host, self.port
-                ));
-                cx.poll_again_in(self.backoff.next_delay());
-                Status::NotYet
-            }
-            Err(e) => {
-                self.last = Some(e);
-                cx.poll_again_in(self.backoff.next_delay());
-                Status::NotYet
-            }
-        }
+            },
+            Err(e) => e,
+        };
+        self.last = Some(why);
+        cx.poll_again_in(self.backoff.next_delay());
+        Status::NotYet
     }
 
     fn last_attempt(&self) -> Option<String> {
@@ -169,5 +177,31 @@ impl Check for Tcp {
 
     fn port(&self) -> Option<u16> {
         Some(self.port)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A socket bound to a port and connected to that same port is connected to itself; the
+    /// probe must not take it for a listener.
+    #[test]
+    fn a_self_connect_is_not_a_listener() {
+        use rustix::net::{AddressFamily, SocketType};
+        let port = crate::free_port().expect("a free port");
+        let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+        let fd =
+            rustix::net::socket(AddressFamily::INET, SocketType::STREAM, None).expect("socket");
+        rustix::net::bind(&fd, &addr).expect("bind");
+        rustix::net::connect(&fd, &addr).expect("a self-connect succeeds");
+        let stream = TcpStream::from(fd);
+        assert_eq!(stream.local_addr().ok(), stream.peer_addr().ok());
+        let why = not_itself(stream).expect_err("refused");
+        assert!(why.contains("self-connect"), "{why}");
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("listener");
+        let to_listener =
+            TcpStream::connect(listener.local_addr().expect("addr")).expect("connect");
+        assert!(not_itself(to_listener).is_ok(), "a real listener is accepted");
     }
 }
