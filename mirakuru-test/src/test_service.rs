@@ -22,6 +22,9 @@
 //! 1. `--count-file PATH`: append `<pid>\n` to PATH (one `O_APPEND` write).
 //! 2. `--daemonize`: double fork; the original process and the intermediate
 //!    one (which calls `setsid()`) exit 0, the grandchild goes on.
+//!    `--clear-env`: the grandchild then executes itself again with an empty
+//!    environment (as nginx overwrites its own): no variable of its starter,
+//!    owner markers included, is left in `/proc/<pid>/environ`.
 //! 3. `--ignore SIG` (repeatable): set SIG to `SIG_IGN`.
 //!    `--exit-on SIG:CODE` (repeatable): `_exit(CODE)` when SIG arrives.
 //!    SIG is a name (`TERM`, `SIGTERM`, `int`…) or a number.
@@ -156,6 +159,7 @@ struct Config {
     child: bool,
     count_file: Option<PathBuf>,
     daemonize: bool,
+    clear_env: bool,
     /// Applied in the order given, so the last flag for a signal wins.
     signals: Vec<(c_int, Disposition)>,
     spawn_children: u32,
@@ -303,6 +307,7 @@ fn parse_args(args: impl Iterator<Item = std::ffi::OsString>) -> Result<Config, 
             "--child" => c.child = true,
             "--count-file" => c.count_file = Some(p.path()?),
             "--daemonize" => c.daemonize = true,
+            "--clear-env" => c.clear_env = true,
             "--ignore" => {
                 let value = p.value()?;
                 let sig = parse_signal(&value).ok_or_else(|| p.bad(&value))?;
@@ -633,6 +638,9 @@ fn run_service(cfg: &'static Config) -> ! {
     }
     if cfg.daemonize {
         daemonize();
+        if cfg.clear_env {
+            exec_without_environment();
+        }
     }
     apply_signals(&cfg.signals);
     spawn_children(cfg);
@@ -714,6 +722,16 @@ fn daemonize() {
         fail(format_args!("setsid failed: {}", io::Error::last_os_error()));
     }
     fork_and_leave_parent();
+}
+
+/// Runs this program again, with the same arguments but those that made it daemonize, and an
+/// empty environment.
+fn exec_without_environment() -> ! {
+    use std::os::unix::process::CommandExt;
+    let args = std::env::args_os().skip(1).filter(|a| a != "--daemonize" && a != "--clear-env");
+    let exe = std::env::current_exe().unwrap_or_else(|e| fail(format_args!("no exe: {e}")));
+    let err = std::process::Command::new(exe).args(args).env_clear().exec();
+    fail(format_args!("exec without environment failed: {err}"))
 }
 
 fn fork_and_leave_parent() {

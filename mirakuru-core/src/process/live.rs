@@ -17,9 +17,11 @@ pub(super) fn register(tree: Arc<Tree>) {
     LIVE.lock().unwrap_or_else(|p| p.into_inner()).push(tree);
 }
 
-/// The leaders of the trees that run: children of this binary, but services of their own.
-pub(super) fn leaders() -> Vec<u32> {
-    LIVE.lock().unwrap_or_else(|p| p.into_inner()).iter().map(|t| t.leader()).collect()
+/// The processes the trees that run own for sure: their leaders (children of this binary, but
+/// services of their own) and what they adopted.
+pub(super) fn owned() -> Vec<u32> {
+    let live = LIVE.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    live.iter().flat_map(|t| std::iter::once(t.leader()).chain(t.adopted())).collect()
 }
 
 pub(super) fn unregister(tree: &Arc<Tree>) {

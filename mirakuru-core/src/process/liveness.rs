@@ -120,7 +120,17 @@ impl Survivors {
         if !platform::HAS_PROCFS {
             return process.alive();
         }
-        let fds = process.member_pidfds();
+        let mut fds = process.member_pidfds();
+        if fds.is_empty() {
+            // A daemon that left the session and cleared its environment is found by nothing
+            // but its parentage: it is an orphan of this binary now (the subreaper). It is
+            // adopted, so that a failed start kills it too, and a stop finds it.
+            let orphans = process.orphans();
+            for &pid in &orphans {
+                process.adopt(pid);
+            }
+            fds = orphans.into_iter().filter_map(platform::pidfd_open).collect();
+        }
         let alive = !fds.is_empty();
         self.pidfds = Some(fds);
         alive

@@ -171,15 +171,20 @@ impl Process {
         if holder(&[self.pid]).is_some() || holder(&self.tree_pids()).is_some() {
             return PortOwner::Service;
         }
-        let mut children = live::leaders();
-        if let Ok(supervisor) = supervisor::get() {
-            children.extend(supervisor.reaper_pid());
-        }
-        let orphans = sweep::orphans(self.tree.leader_start(), &children);
-        match holder(&orphans) {
+        match holder(&self.orphans()) {
             Some(pid) if self.adopt(pid) => PortOwner::Service,
             _ => PortOwner::Foreign(port),
         }
+    }
+
+    /// This binary's orphans (as a subreaper) started since the leader: daemons services left
+    /// behind, this one's perhaps.
+    pub(crate) fn orphans(&self) -> Vec<u32> {
+        let mut children = live::owned();
+        if let Ok(supervisor) = supervisor::get() {
+            children.extend(supervisor.reaper_pid());
+        }
+        sweep::orphans(self.tree.leader_start(), &children)
     }
 
     /// Takes in what the process has written so far (see `Supervisor::drain`).
@@ -265,6 +270,10 @@ impl Tree {
 
     fn leader_start(&self) -> u64 {
         self.id().leader_start
+    }
+
+    pub(super) fn adopted(&self) -> Vec<u32> {
+        self.id().adopted.iter().map(|&(pid, _)| pid).collect()
     }
 
     /// The leader is ours to signal by pid while it is unreaped: even as a zombie it holds its

@@ -11,7 +11,18 @@
 //!   `#[mirakuru::fixture] static`, never dropped).
 //! - SERVICE: what `mirakuru-test-service` does: `plain`; `daemon` (double-forks into a new
 //!   session); `ignore-term` (ignores SIGTERM, and so do its two children); `grandchildren`
-//!   (two children in their own sessions, each with a grandchild in another session).
+//!   (two children in their own sessions, each with a grandchild in another session);
+//!   `pid-daemon` (double-forks, clears its environment — owner marker and tag included —
+//!   and writes its pid file, by which the fixture waits for it and adopts it);
+//!   `redis-daemon` (a real `redis-server --daemonize yes`, waited for on its TCP port: it
+//!   escapes its session and overwrites its environment with its title).
+//!
+//!   `probe-child` (never ready: its readiness probe, `sh -c 'sleep 300; exit 1'`, runs
+//!   with a child for as long as the start lasts — the harness kills the binary meanwhile).
+//!
+//! The ready line also gives the pid of the daemon (`0` if none), read from the pid file it
+//! wrote in the fixture's directory: the harness cannot find an environment-clearing daemon
+//! by its tag.
 //!
 //! The helper's path comes from `MIRAKURU_SCENARIO_SERVICE`; the harness's tag comes in the
 //! environment and is inherited by everything this program starts. This file depends on
@@ -47,13 +58,22 @@ fn command() -> String {
         std::process::exit(2)
     });
     let behaviour = match arg(3).as_str() {
-        "plain" => "",
+        "plain" | "pid-daemon" | "redis-daemon" | "probe-child" => "",
         "daemon" => "--daemonize",
         "ignore-term" => "--ignore TERM --spawn-children 2 --children-ignore-term",
         "grandchildren" => "--spawn-children 2 --children-setsid --grandchildren",
         _ => usage(),
     };
     format!("'{}' {behaviour} --banner {BANNER}", service.replace('\'', r"'\''"))
+}
+
+/// The helper that daemonizes, clears its environment and writes `{tmpdir}/daemon.pid`.
+fn pid_daemon() -> String {
+    let service = std::env::var("MIRAKURU_SCENARIO_SERVICE").unwrap_or_default();
+    format!(
+        "'{}' --daemonize --clear-env --pid-file {{tmpdir}}/daemon.pid",
+        service.replace('\'', r"'\''")
+    )
 }
 
 // A short stop timeout: the `ignore-term` service makes every graceful stop wait for it.
@@ -65,6 +85,24 @@ fn per_test(service: &Fixture) {
     body(service);
 }
 
+#[mirakuru::fixture(pid = "{tmpdir}/daemon.pid", timeout = "20s", stop_timeout = "300ms", cmd = pid_daemon())]
+static SHARED_PID_DAEMON: SharedFixture;
+
+#[mirakuru::fixture(pid = "{tmpdir}/daemon.pid", timeout = "20s", stop_timeout = "300ms", cmd = pid_daemon())]
+fn per_test_pid_daemon(service: &Fixture) {
+    body(service);
+}
+
+#[mirakuru::fixture(tcp = auto, timeout = "20s",
+    cmd = "redis-server --port {port} --bind 127.0.0.1 --daemonize yes --save '' --appendonly no --dir {tmpdir} --pidfile {tmpdir}/daemon.pid")]
+static SHARED_REDIS_DAEMON: SharedFixture;
+
+#[mirakuru::fixture(tcp = auto, timeout = "20s",
+    cmd = "redis-server --port {port} --bind 127.0.0.1 --daemonize yes --save '' --appendonly no --dir {tmpdir} --pidfile {tmpdir}/daemon.pid")]
+fn per_test_redis_daemon(service: &Fixture) {
+    body(service);
+}
+
 /// The test body: report, wait for the harness, then do the action.
 fn body(service: &Fixture) {
     let action = arg(1);
@@ -72,7 +110,22 @@ fn body(service: &Fixture) {
         usage();
     }
     let mut out = std::io::stdout().lock();
-    let _ = writeln!(out, "ready {} {}", std::process::id(), service.pid().unwrap_or(0));
+    // A daemon writes its pid file in its own time (Redis once it listens): wait for it.
+    let pid_file = service.tmpdir().join("daemon.pid");
+    let mut daemon = 0;
+    let writes_one = arg(3).ends_with("-daemon");
+    for _ in 0..2000 {
+        match std::fs::read_to_string(&pid_file).ok().and_then(|t| t.trim().parse().ok()) {
+            Some(pid) => {
+                daemon = pid;
+                break;
+            }
+            None if writes_one => std::thread::sleep(Duration::from_millis(5)),
+            None => break,
+        }
+    }
+    let service_pid = service.pid().unwrap_or(0);
+    let _ = writeln!(out, "ready {} {service_pid} {daemon}", std::process::id());
     let _ = out.flush();
     drop(out);
     if action == "wait" {
@@ -90,10 +143,24 @@ fn body(service: &Fixture) {
     }
 }
 
+#[mirakuru::fixture(exec = ["sh", "-c", "sleep 300; exit 1"], exec_timeout = "60s", timeout = "60s", cmd = command())]
+static SHARED_PROBE_CHILD: SharedFixture;
+
+#[mirakuru::fixture(exec = ["sh", "-c", "sleep 300; exit 1"], exec_timeout = "60s", timeout = "60s", cmd = command())]
+fn per_test_probe_child(service: &Fixture) {
+    body(service);
+}
+
 fn main() {
-    match arg(2).as_str() {
-        "per-test" => per_test(),
-        "shared" => body(&SHARED.get()),
+    match (arg(2).as_str(), arg(3).as_str()) {
+        ("per-test", "probe-child") => per_test_probe_child(),
+        ("shared", "probe-child") => body(&SHARED_PROBE_CHILD.get()),
+        ("per-test", "pid-daemon") => per_test_pid_daemon(),
+        ("shared", "pid-daemon") => body(&SHARED_PID_DAEMON.get()),
+        ("per-test", "redis-daemon") => per_test_redis_daemon(),
+        ("shared", "redis-daemon") => body(&SHARED_REDIS_DAEMON.get()),
+        ("per-test", _) => per_test(),
+        ("shared", _) => body(&SHARED.get()),
         _ => usage(),
     }
 }

@@ -49,6 +49,12 @@ enum Service {
     IgnoreTerm,
     /// Two children in sessions of their own, each with a grandchild in yet another.
     Grandchildren,
+    /// Double-forks, clears its environment (marker and tag gone) and writes a pid file, by
+    /// which the fixture finds and adopts it (as nginx with `daemon on;`).
+    PidDaemon,
+    /// `redis-server --daemonize yes`, waited for on its TCP port: it escapes its session and
+    /// overwrites its environment with its process title.
+    RedisDaemon,
 }
 
 impl Service {
@@ -58,16 +64,26 @@ impl Service {
             Service::Daemon => "daemon",
             Service::IgnoreTerm => "ignore-term",
             Service::Grandchildren => "grandchildren",
+            Service::PidDaemon => "pid-daemon",
+            Service::RedisDaemon => "redis-daemon",
         }
     }
 
-    /// Live processes of the service's tree once it is ready.
-    fn processes(self) -> usize {
+    /// Live processes of the service's tree once it is ready that carry the tag; `None` when
+    /// it may or may not still show (Redis overwrites its environment at a moment of its own).
+    fn processes(self) -> Option<usize> {
         match self {
-            Service::Plain | Service::Daemon => 1,
-            Service::IgnoreTerm => 3,
-            Service::Grandchildren => 5,
+            Service::Plain | Service::Daemon => Some(1),
+            Service::IgnoreTerm => Some(3),
+            Service::Grandchildren => Some(5),
+            Service::PidDaemon => Some(0),
+            Service::RedisDaemon => None,
         }
+    }
+
+    /// Whether the scenario can run here: Redis must be installed.
+    fn available(self) -> bool {
+        self != Service::RedisDaemon || mirakuru_test::require("redis-server")
     }
 }
 
@@ -91,6 +107,9 @@ impl Drop for Cleanup<'_> {
 }
 
 fn run(end: End, kind: Kind, service_kind: Service) {
+    if !service_kind.available() {
+        return;
+    }
     let tag = Tag::new();
     let dir = temp_dir();
     let stderr_path = dir.path().join("stderr");
@@ -122,24 +141,30 @@ fn run(end: End, kind: Kind, service_kind: Service) {
 
     let line = read_line_within(&mut run.child, Duration::from_secs(60))
         .unwrap_or_else(|| panic!("the scenario never reported ready; stderr:\n{}", stderr()));
-    let binary: u32 = line
+    let pids: Vec<u32> = line
         .strip_prefix("ready ")
-        .and_then(|rest| rest.split(' ').next()?.parse().ok())
-        .unwrap_or_else(|| panic!("unexpected report {line:?}; stderr:\n{}", stderr()));
+        .map(|rest| rest.split(' ').filter_map(|p| p.parse().ok()).collect())
+        .unwrap_or_default();
+    let [binary, _service, daemon] = pids[..] else {
+        panic!("unexpected report {line:?}; stderr:\n{}", stderr())
+    };
     assert_eq!(binary, run.child.id());
+    if service_kind.processes() != Some(1) || daemon != 0 {
+        assert!(daemon == 0 || is_alive(daemon), "the daemon {daemon} runs");
+    }
 
     // Everything is up before the end comes: the service's processes, the binary itself and
     // mirakuru's reaper (a fork of the binary, so it carries the tag too).
-    let expected = service_kind.processes() + 2;
+    let expected = service_kind.processes().map(|n| n + 2);
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let pids = tag.pids();
-        if pids.len() == expected {
+        if expected.is_none_or(|n| pids.len() == n) {
             break;
         }
         assert!(
             Instant::now() < deadline,
-            "expected {expected} processes, found {}: {}",
+            "expected {expected:?} processes, found {}: {}",
             pids.len(),
             pids.iter().map(|&p| describe(p)).collect::<Vec<_>>().join("; ")
         );
@@ -161,6 +186,35 @@ fn run(end: End, kind: Kind, service_kind: Service) {
     assert_ended_as(end, status, &stderr());
     // The binary is gone now (reaped above).
     tag.assert_none_left_within(Duration::from_secs(1));
+    if daemon != 0 {
+        assert!(
+            mirakuru_test::wait_gone(daemon, Duration::from_secs(1)),
+            "{end:?}, {service_kind:?}: the daemon is left: {}",
+            describe(daemon)
+        );
+    }
+    assert_run_dir_gone(binary);
+}
+
+/// What the binary kept on disk — its run directory, with every fixture's directory and
+/// notify socket — is removed when it ends, however it ends (by the reaper if it was killed).
+fn assert_run_dir_gone(binary: u32) {
+    let prefix = format!("mirakuru-run-{binary}-");
+    let deadline = Instant::now() + Duration::from_secs(1);
+    loop {
+        let left: Vec<_> = std::fs::read_dir("/tmp")
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().starts_with(&prefix))
+            .map(|e| e.path())
+            .collect();
+        if left.is_empty() {
+            return;
+        }
+        assert!(Instant::now() < deadline, "the binary's run directory is left: {left:?}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
 }
 
 /// The exit status proves the scenario ended the way it was asked to.
@@ -302,6 +356,14 @@ macro_rules! scenarios {
             fn grandchildren_in_own_sessions() {
                 run($end, $kind, Service::Grandchildren);
             }
+            #[test]
+            fn pid_file_daemon_without_environment() {
+                run($end, $kind, Service::PidDaemon);
+            }
+            #[test]
+            fn redis_daemonize_yes() {
+                run($end, $kind, Service::RedisDaemon);
+            }
         }
     };
 }
@@ -314,6 +376,50 @@ scenarios! {
     sigint => End::Signal(libc::SIGINT);
     sigterm => End::Signal(libc::SIGTERM);
     sigkill => End::Signal(libc::SIGKILL);
+}
+
+// --- the test binary killed while a readiness probe runs ---
+
+/// An exec probe and what it forked are killed with the test binary: they carry its owner
+/// marker (the reaper finds them), like the service. The binary is killed with SIGKILL while
+/// its start waits for `sh -c 'sleep 300; exit 1'`.
+fn killed_during_a_probe(kind: Kind) {
+    let tag = Tag::new();
+    let kind_arg = if kind == Kind::Shared { "shared" } else { "per-test" };
+    let program = bin_path("mirakuru-test-scenario");
+    let child = Command::new(&program)
+        .args(["wait", kind_arg, "probe-child"])
+        .env(Tag::VAR, tag.value())
+        .env("MIRAKURU_SCENARIO_SERVICE", service())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run {}: {e}", program.display()));
+    let binary = child.id();
+    let mut run = Cleanup { child, tags: vec![&tag] };
+    // The binary, its reaper, the service, the probe's shell and its sleep.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while tag.pids().len() < 5 {
+        assert!(Instant::now() < deadline, "the probe never ran: {:?}", tag.pids());
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    // SAFETY: kill only takes integers; the pid is our unreaped child.
+    assert_eq!(unsafe { libc::kill(binary as i32, libc::SIGKILL) }, 0);
+    let status = wait_within(&mut run.child, Duration::from_secs(10)).expect("killed");
+    assert_eq!(status.signal(), Some(libc::SIGKILL));
+    tag.assert_none_left_within(Duration::from_secs(1));
+    assert_run_dir_gone(binary);
+}
+
+#[test]
+fn sigkill_during_an_exec_probe_with_a_child_per_test() {
+    killed_during_a_probe(Kind::PerTest);
+}
+
+#[test]
+fn sigkill_during_an_exec_probe_with_a_child_shared() {
+    killed_during_a_probe(Kind::Shared);
 }
 
 // --- nextest's slow-timeout ---
@@ -395,7 +501,7 @@ fn nextest_slow_timeout() {
             assert_eq!(fields.len(), 2, "{name}: bad report {report:?}");
             assert_eq!(
                 fields[1] as usize,
-                service.processes(),
+                service.processes().unwrap_or_default(),
                 "{name}: the service's processes, counted by the scenario"
             );
             test_pids[i] = Some(fields[0]);
