@@ -247,11 +247,22 @@ impl fmt::Display for Error {
             }
             Error::ServiceDied { .. } => self.fmt_died(f),
             Error::Io { command, action, source } => {
-                write!(f, "error while {action} `{command}`: {source}")
+                write!(f, "error while {action} `{command}`: {source}")?;
+                if source.raw_os_error().is_some_and(|e| {
+                    [rustix::io::Errno::MFILE, rustix::io::Errno::NFILE]
+                        .contains(&rustix::io::Errno::from_raw_os_error(e))
+                }) {
+                    write!(f, "; {RUN_OUT_OF_FILES}")?;
+                }
+                Ok(())
             }
         }
     }
 }
+
+/// What to do when the process runs out of file descriptors (EMFILE, ENFILE).
+const RUN_OUT_OF_FILES: &str = "the test binary ran out of file descriptors: raise the limit \
+    (`ulimit -n`), or look for descriptors the tests leave open; the next start tries again";
 
 /// Why an exec failed, when the program was found and is executable (checked before): a
 /// missing interpreter or library, the wrong architecture.
@@ -263,6 +274,7 @@ fn spawn_hint(source: &io::Error) -> &'static str {
         Some(Errno::ACCESS | Errno::PERM) => {
             "it may not be run (permissions, a noexec mount, or the user it runs as)"
         }
+        Some(Errno::MFILE | Errno::NFILE) => RUN_OUT_OF_FILES,
         _ => "check that the program runs by hand",
     }
 }

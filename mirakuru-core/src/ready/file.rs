@@ -170,6 +170,7 @@ impl Check for FileContent {
         if self.path.as_os_str().is_empty() {
             return Err("the file path is empty; give the file the service writes".into());
         }
+        super::check_path(&self.path, "file path")?;
         self.matcher.prepare()?;
         self.resolved = setup.resolve(&self.path);
         // Watch before reading the old version: a write in between is then not missed.

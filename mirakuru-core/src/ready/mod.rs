@@ -313,6 +313,19 @@ impl Setup<'_> {
     }
 }
 
+/// Refuses a path the operating system cannot take: one with a NUL byte would only fail at the
+/// first attempt, after the spawn, and then at every attempt until the timeout.
+pub(crate) fn check_path(path: &Path, what: &str) -> Result<(), String> {
+    use std::os::unix::ffi::OsStrExt;
+    if path.as_os_str().as_bytes().contains(&0) {
+        return Err(format!(
+            "the {what} {:?} contains a NUL byte, which no path can hold; remove it",
+            path.as_os_str()
+        ));
+    }
+    Ok(())
+}
+
 /// What a check sees while the service starts.
 #[derive(Debug)]
 pub struct Context<'a> {

@@ -54,6 +54,11 @@ impl Check for Banner {
     }
 
     fn prepare(&mut self, setup: &mut Setup<'_>) -> Result<(), String> {
+        if self.pattern.is_empty() {
+            return Err("the banner is empty: it would match any output at once; give the text \
+                        the service prints when it is ready"
+                .into());
+        }
         let regex = Banner::compile(&self.pattern)?;
         if !setup.captures(Stream::Stdout) && !setup.captures(Stream::Stderr) {
             return Err(

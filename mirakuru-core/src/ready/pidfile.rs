@@ -127,6 +127,7 @@ impl Check for PidFile {
                 "the pid file path is empty; give the path the service writes its pid to".into()
             );
         }
+        super::check_path(&self.path, "pid file path")?;
         self.matcher.prepare()?;
         self.groups = None;
         self.resolved = setup.resolve(&self.path);

@@ -50,6 +50,7 @@ impl Target {
                                 listens on"
                         .into());
                 }
+                super::check_path(path, "unix socket path")?;
                 *resolved = setup.resolve(path);
                 let len = resolved.as_os_str().len();
                 if len > MAX_SOCKET_PATH {

@@ -66,6 +66,7 @@ impl Check for UnixSocket {
                 "the unix socket path is empty; give the path the service will listen on".into()
             );
         }
+        super::check_path(&self.path, "unix socket path")?;
         self.resolved = setup.resolve(&self.path);
         let len = self.resolved.as_os_str().len();
         if len > MAX_SOCKET_PATH {

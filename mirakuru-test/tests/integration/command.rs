@@ -51,6 +51,27 @@ fn runs_as_another_user_when_root_and_says_why_not_otherwise() {
     tag.assert_none_left();
 }
 
+/// A uid without a passwd entry is accepted, as documented (`.user("54321")`); its group is
+/// the same number. It used to be refused as an unknown user.
+#[test]
+fn a_uid_without_a_passwd_entry_is_accepted() {
+    // SAFETY: geteuid cannot fail.
+    if unsafe { libc::geteuid() } != 0 {
+        return;
+    }
+    let tag = Tag::new();
+    let (k, v) = tag_env(&tag);
+    let mut ex = ready(&[]).user("54321").env(k, v);
+    ex.start().expect("start as uid 54321");
+    let pid = ex.pid().expect("pid");
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("status");
+    let uid_line = status.lines().find(|l| l.starts_with("Uid:")).expect("Uid line");
+    let gid_line = status.lines().find(|l| l.starts_with("Gid:")).expect("Gid line");
+    assert!(uid_line.contains("54321") && gid_line.contains("54321"), "{uid_line} {gid_line}");
+    ex.stop().expect("stop");
+    tag.assert_none_left();
+}
+
 mod bad_input {
     //! The bad-input catalogue entries of this behaviour (numbered as in the README's table).
 
@@ -264,6 +285,53 @@ mod bad_input {
             SimpleExecutor::new(probe.argv()).user("no-such-user-mirakuru").into_inner(),
             "the user \"no-such-user-mirakuru\" does not exist",
             "give an existing user name",
+        );
+        probe.assert_nothing_spawned();
+    }
+
+    // Paths with a NUL byte: refused before the spawn (they used to fail only after it, at
+    // every attempt until the timeout).
+    #[test]
+    fn nul_in_a_pid_file_path() {
+        let probe = Probe::new();
+        refused(
+            mirakuru::PidExecutor::new(probe.argv(), "/tmp/a\0b.pid").into_inner(),
+            "contains a NUL byte",
+            "remove it",
+        );
+        probe.assert_nothing_spawned();
+    }
+
+    #[test]
+    fn nul_in_a_unix_socket_path() {
+        let probe = Probe::new();
+        refused(
+            mirakuru::UnixSocketExecutor::new(probe.argv(), "/tmp/a\0b.sock").into_inner(),
+            "contains a NUL byte",
+            "remove it",
+        );
+        probe.assert_nothing_spawned();
+    }
+
+    #[test]
+    fn nul_in_a_file_check_path() {
+        let probe = Probe::new();
+        refused(
+            mirakuru::Executor::new(probe.argv(), mirakuru::ready::file("/tmp/a\0b")),
+            "contains a NUL byte",
+            "remove it",
+        );
+        probe.assert_nothing_spawned();
+    }
+
+    /// An empty banner would match at once.
+    #[test]
+    fn empty_banner() {
+        let probe = Probe::new();
+        refused(
+            mirakuru::OutputExecutor::new(probe.argv(), "").into_inner(),
+            "the banner is empty",
+            "give the text the service prints",
         );
         probe.assert_nothing_spawned();
     }

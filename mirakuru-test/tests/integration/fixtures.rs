@@ -381,3 +381,103 @@ mod bad_input {
         probe.assert_nothing_spawned();
     }
 }
+
+/// A port chosen automatically that a foreign process takes before the service binds it is
+/// replaced: only a listener of the service's own counts, so the start is tried again on
+/// another port. (The plain `tcp = auto` check took the stranger for the service and kept
+/// the lost port and a dead service.)
+#[test]
+fn an_automatic_port_a_stranger_takes_first_is_replaced() {
+    let dir = mirakuru_test::temp_dir();
+    let note = dir.path().join("port");
+    // The service writes its port down, then binds it a moment later; the stranger (this
+    // test) binds the first port it reads.
+    let script = format!(
+        "echo {{port}} > '{}'; sleep 0.4; exec '{}' --tcp {{port}}",
+        note.display(),
+        mirakuru_test::service()
+    );
+    let stranger = std::thread::spawn(move || {
+        for _ in 0..2000 {
+            if let Some(port) =
+                std::fs::read_to_string(&note).ok().and_then(|t| t.trim().parse::<u16>().ok())
+            {
+                return (port, std::net::TcpListener::bind(("127.0.0.1", port)).expect("bind"));
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        panic!("the fixture never wrote its port");
+    });
+    let spec = mirakuru::fixture::Spec::new("svc", script)
+        .shell(true)
+        .tcp(mirakuru::fixture::Port::Auto)
+        .timeout(Duration::from_secs(20));
+    let fixture = spec.start().expect("started on another port");
+    let (taken, _listener) = stranger.join().expect("the stranger took a port");
+    assert_ne!(fixture.port(), taken, "the fixture kept the port the stranger took");
+    assert!(fixture.running(), "its service runs");
+    std::net::TcpStream::connect(("127.0.0.1", fixture.port())).expect("its service listens");
+}
+
+/// `free_port()` forgets the ports it handed out long ago: after ~13,000 automatic ports one
+/// process could get no more.
+#[test]
+fn free_ports_never_run_out() {
+    for i in 0..20_000 {
+        mirakuru::free_port().unwrap_or_else(|e| panic!("port {i}: {e}"));
+    }
+}
+
+/// `{tmpdir}` is filled in byte for byte, and quoted in a shell line: a space, `$` or `;` in
+/// the temporary directory's path used to break the command, or inject one.
+#[test]
+fn a_temporary_directory_with_odd_characters_is_passed_whole() {
+    let name = "fixtures::a_temporary_directory_with_odd_characters_is_passed_whole";
+    if std::env::var_os("MIRAKURU_TEST_CHILD").is_none() {
+        let base = mirakuru_test::temp_dir();
+        let odd = base.path().join("a b$HOME;c");
+        std::fs::create_dir(&odd).expect("odd TMPDIR");
+        crate::in_child(name, &[("TMPDIR", &odd.display().to_string())]);
+        return;
+    }
+    let odd = std::env::temp_dir();
+    let spec = mirakuru::fixture::Spec::new(
+        "sh",
+        "test -d {tmpdir} && touch {tmpdir}/ok && exec sleep 30",
+    )
+    .shell(true)
+    .file("{tmpdir}/ok");
+    let fixture = spec.start().expect("the shell line gets the path whole");
+    assert!(fixture.tmpdir().starts_with(&odd), "{}", fixture.tmpdir().display());
+    let args = mirakuru::fixture::Spec::args(
+        "args",
+        ["sh", "-c", "touch \"$1\"/ok; exec sleep 30", "sh", "{tmpdir}"],
+    )
+    .file("{tmpdir}/ok");
+    args.start().expect("arguments get the path whole");
+}
+
+/// A start that fails for want of file descriptors (EMFILE) does not make every later start
+/// of the binary fail: the failure to start mirakuru's thread used to be remembered.
+#[test]
+fn a_passing_lack_of_file_descriptors_is_not_remembered() {
+    let name = "fixtures::a_passing_lack_of_file_descriptors_is_not_remembered";
+    if !crate::in_child(name, &[]) {
+        return;
+    }
+    let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit and setrlimit read and write a valid rlimit.
+    unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) };
+    let open = std::fs::read_dir("/proc/self/fd").map_or(16, |d| d.count()) as u64;
+    let tight = libc::rlimit { rlim_cur: open + 1, rlim_max: limit.rlim_max };
+    // SAFETY: as above.
+    unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &tight) };
+    let err = mirakuru::SimpleExecutor::new("sleep 30").start().expect_err("no descriptors");
+    assert!(err.to_string().contains("open files"), "{err}");
+    assert!(err.to_string().contains("ulimit -n"), "says what to do: {err}");
+    // SAFETY: as above.
+    unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &limit) };
+    let mut ex = mirakuru::SimpleExecutor::new("sleep 30");
+    ex.start().expect("starts once descriptors are back");
+    ex.stop().expect("stop");
+}

@@ -502,3 +502,72 @@ mod bad_input {
         tag.assert_none_left_within(Duration::from_secs(1));
     }
 }
+
+/// A kill signal that is ignored is followed by SIGKILL soon: `stop()` overran a 1 s stop
+/// timeout by 5 s when the kill signal was ignored.
+#[test]
+fn a_stop_does_not_overrun_its_timeout_when_the_kill_signal_is_ignored() {
+    let tag = Tag::new();
+    let (k, v) = tag_env(&tag);
+    let mut ex = ready(&["--ignore", "TERM", "--ignore", "USR1"])
+        .stop_timeout(Duration::from_secs(1))
+        .kill_signal(Signal::SIGUSR1)
+        .env(k, v);
+    ex.start().expect("start");
+    let pid = ex.pid().expect("pid");
+    let began = Instant::now();
+    let _ = ex.stop();
+    let took = began.elapsed();
+    assert!(took < Duration::from_millis(1500), "a 1 s stop timeout took {took:?}");
+    assert_stopped_and_gone(pid, &tag);
+}
+
+/// `Duration::MAX` means no limit: it used to panic ("overflow when adding duration to
+/// instant") in `timeout`, `stop_timeout` and `ready::with_timeout`.
+#[test]
+fn timeouts_without_a_limit_do_not_panic() {
+    let tag = Tag::new();
+    let (k, v) = tag_env(&tag);
+    let mut ex = mirakuru::Executor::new(
+        svc(&["--banner", "up"]),
+        mirakuru::ready::with_timeout(mirakuru::ready::Banner::new("up"), Duration::MAX),
+    )
+    .timeout(Duration::MAX)
+    .stop_timeout(Duration::MAX)
+    .env(k, v);
+    ex.start().expect("start");
+    let pid = ex.pid().expect("pid");
+    ex.stop().expect("stop");
+    assert_stopped_and_gone(pid, &tag);
+}
+
+/// When the check is ready in the same pass as the process exits with an error, the exit
+/// wins: the start used to succeed with a dead service.
+#[test]
+fn an_exit_in_the_same_pass_as_readiness_fails_the_start() {
+    let slow_yes = mirakuru::ready::custom("a slow yes", |_cx| {
+        // The process exits while the check is making up its mind.
+        std::thread::sleep(Duration::from_millis(300));
+        mirakuru::ready::Status::Ready
+    });
+    let mut ex = mirakuru::Executor::new(["sh", "-c", "exit 3"], slow_yes);
+    let err = ex.start().expect_err("the process died");
+    assert!(matches!(err, Error::ProcessExitedWithError { .. }), "{err}");
+    assert_eq!(err.exit_status().and_then(|s| s.code()), Some(3), "{err}");
+}
+
+/// The timeout message says how long the wait really was when a check ran past it: it said
+/// "not ready after 2s" after 31 s.
+#[test]
+fn a_timeout_message_says_how_long_the_wait_really_was() {
+    let stubborn = mirakuru::ready::custom("a check that takes its time", |_cx| {
+        std::thread::sleep(Duration::from_millis(700));
+        mirakuru::ready::Status::NotYet
+    });
+    let mut ex = mirakuru::Executor::new(svc(&[]), stubborn).timeout(Duration::from_millis(200));
+    let err = ex.start().expect_err("never ready");
+    let message = err.to_string();
+    assert!(matches!(err, Error::TimeoutExpired { .. }), "{message}");
+    assert!(message.contains("was not ready after 200ms"), "{message}");
+    assert!(message.contains("the wait was given up after"), "{message}");
+}

@@ -21,8 +21,8 @@
 //! `bad_input` module of its behaviour's file, marked `// bad-input catalogue #N`; all of them
 //! run with `cargo test -p mirakuru-test --test integration bad_input`.
 //!
-//! Defects of Python mirakuru 3.1.0 that this library fixes (sections of the reference
-//! mirakuru.md; the tests' doc comments name them too), and where each is shown gone:
+//! Defects of Python mirakuru 3.1.0 that this library fixes (numbered as in docs/design.md §2;
+//! the tests' doc comments name them too), and where each is shown gone:
 //! - §2.3 `running()` saw the launcher only: `liveness::running_follows_the_daemon_of_a_launcher`.
 //! - §2.14 an early exit ignored until the timeout: `ready::output::an_output_executor_whose_*`;
 //!   TimeoutExpired said only "timed out": `lifecycle::timeouts_explain_themselves`.
@@ -68,6 +68,28 @@ use std::time::{Duration, Instant};
 use mirakuru::ready::Check;
 use mirakuru::{Error, Executor};
 use mirakuru_test::{service, temp_dir, wait_gone, Tag};
+
+/// Runs the test `name` (its full path, `module::test`) again in a child process with `env`
+/// set, so that it may change what is the process's (its file limit, `TMPDIR`) without
+/// touching the tests that run beside it. True in the child, where the test does its work;
+/// in the parent, asserts that the child passed.
+pub fn in_child(name: &str, env: &[(&str, &str)]) -> bool {
+    const CHILD: &str = "MIRAKURU_TEST_CHILD";
+    if std::env::var_os(CHILD).is_some() {
+        return true;
+    }
+    let exe = std::env::current_exe().expect("the test binary");
+    let out = std::process::Command::new(exe)
+        .args([name, "--exact", "--nocapture", "--test-threads=1"])
+        .env(CHILD, "1")
+        .envs(env.iter().copied())
+        .output()
+        .expect("the test binary runs again");
+    let text = String::from_utf8_lossy(&out.stdout) + String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{name} failed in its child process:\n{text}");
+    assert!(text.contains("1 passed"), "{name} did not run in its child process:\n{text}");
+    false
+}
 
 /// The helper's argv with `args`, as a `Vec` an executor takes.
 pub fn svc(args: &[&str]) -> Vec<String> {

@@ -168,3 +168,20 @@ mod bad_input {
         probe.assert_nothing_spawned();
     }
 }
+
+/// An output file that is a FIFO nobody reads fails the start at once: opening it blocked
+/// `start()` forever.
+#[test]
+fn an_output_fifo_nobody_reads_fails_the_start_at_once() {
+    let dir = mirakuru_test::temp_dir();
+    let fifo = dir.path().join("fifo");
+    let c = std::ffi::CString::new(fifo.as_os_str().as_encoded_bytes()).expect("path");
+    // SAFETY: mkfifo reads a valid NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+    let mut ex = mirakuru::SimpleExecutor::new(svc(&[])).stderr(mirakuru::Redirect::File(fifo));
+    let began = std::time::Instant::now();
+    let err = ex.start().expect_err("nobody reads the FIFO");
+    assert!(began.elapsed() < std::time::Duration::from_secs(5));
+    assert!(err.to_string().contains("FIFO"), "{err}");
+    assert!(ex.pid().is_none(), "nothing was started");
+}

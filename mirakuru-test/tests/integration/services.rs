@@ -307,3 +307,33 @@ fn memcached_set_and_get_over_its_text_protocol() {
     cache.stop().expect("memcached stops");
     tag.assert_none_left();
 }
+
+/// `redis-server --daemonize yes` with a TCP check: the daemon escapes its session and
+/// overwrites its environment, but it is reparented to the test binary (a subreaper) and
+/// found as the owner of the port: `running()` follows it and `stop()` stops it. (`start()`
+/// used to succeed, `running()` be false at once, and Redis keep serving after `stop()`.)
+#[test]
+fn redis_daemonize_yes_is_followed_and_stopped() {
+    if !require("redis-server") {
+        return;
+    }
+    let dir = temp_dir();
+    let port = free_port();
+    let pid_file = dir.path().join("redis.pid");
+    let cmd = format!(
+        "redis-server --port {port} --bind 127.0.0.1 --daemonize yes --save '' --appendonly no \
+         --dir {} --pidfile {}",
+        dir.path().display(),
+        pid_file.display()
+    );
+    let mut redis = TcpExecutor::new(cmd, "127.0.0.1", port).timeout(Duration::from_secs(20));
+    redis.start().expect("start");
+    let daemon: u32 = std::fs::read_to_string(&pid_file)
+        .ok()
+        .and_then(|t| t.trim().parse().ok())
+        .expect("the daemon's pid");
+    assert!(redis.running(), "running() follows the daemon");
+    redis.stop().expect("stop");
+    assert!(mirakuru_test::wait_gone(daemon, Duration::from_secs(2)), "the daemon is stopped");
+    assert!(TcpStream::connect(("127.0.0.1", port)).is_err(), "nothing serves any more");
+}
