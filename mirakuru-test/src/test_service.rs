@@ -56,6 +56,8 @@
 //!     `--notify-message MSG` (repeatable): send MSG as its own datagram first.
 //!     `--notify-mainpid`: send `MAINPID=<own pid>` first of all (after
 //!     `--daemonize`, the daemon's pid).
+//!     `--notify-mainpid-from PATH`: send `MAINPID=<the pid PATH holds>` first of
+//!     all, once PATH exists (any process: a service naming a stranger).
 //!     `--notify-ready-after-ms MS`: sleep MS between the messages and `READY=1`.
 //!     `--notify-no-ready`: do not send the `READY=1` datagram.
 //! 13. `--ready-fd N`: write `\n` to fd N, then close it (s6-style readiness).
@@ -183,6 +185,7 @@ struct Config {
     notify_messages: Vec<String>,
     notify_no_ready: bool,
     notify_mainpid: bool,
+    notify_mainpid_from: Option<PathBuf>,
     notify_ready_after: Option<Duration>,
     ready_fd: Option<RawFd>,
     banner: Option<String>,
@@ -340,6 +343,7 @@ fn parse_args(args: impl Iterator<Item = std::ffi::OsString>) -> Result<Config, 
             "--notify-message" => c.notify_messages.push(p.value()?),
             "--notify-no-ready" => c.notify_no_ready = true,
             "--notify-mainpid" => c.notify_mainpid = true,
+            "--notify-mainpid-from" => c.notify_mainpid_from = Some(p.path()?),
             "--notify-ready-after-ms" => c.notify_ready_after = Some(p.millis()?),
             "--ready-fd" => {
                 let value = p.value()?;
@@ -886,7 +890,10 @@ fn notify(cfg: &Config) {
     let Some(target) = std::env::var_os("NOTIFY_SOCKET") else {
         return;
     };
-    let mainpid = cfg.notify_mainpid.then(|| format!("MAINPID={}", std::process::id()));
+    let mainpid = match &cfg.notify_mainpid_from {
+        Some(path) => Some(format!("MAINPID={}", wait_for_content(path).trim())),
+        None => cfg.notify_mainpid.then(|| format!("MAINPID={}", std::process::id())),
+    };
     let mut messages = mainpid.iter().chain(&cfg.notify_messages).map(|m| m.as_bytes());
     let result = notify_address(&target).and_then(|address| {
         let socket = UnixDatagram::unbound()?;
@@ -900,6 +907,19 @@ fn notify(cfg: &Config) {
         Ok(())
     });
     result.unwrap_or_else(|e| fail(format_args!("cannot notify {target:?}: {e}")));
+}
+
+/// What `path` holds, once it exists (up to 10 s).
+fn wait_for_content(path: &Path) -> String {
+    for _ in 0..10_000 {
+        if let Ok(text) = std::fs::read_to_string(path) {
+            if !text.trim().is_empty() {
+                return text;
+            }
+        }
+        thread::sleep(Duration::from_millis(1));
+    }
+    fail(format_args!("{} never appeared", path.display()))
 }
 
 fn notify_address(target: &OsStr) -> io::Result<unix_net::SocketAddr> {

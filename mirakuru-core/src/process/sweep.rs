@@ -36,6 +36,8 @@ pub(crate) struct TreeId {
     /// for it: it runs, or is our unreaped zombie. Once something else has reaped it, the
     /// number may be handed to a stranger, who may lead a session of that number in turn.
     pub(crate) number_is_ours: bool,
+    /// The user the service runs as.
+    pub(crate) service_uid: u32,
     /// `MIRAKURU_OWNER=<owner pid>:<random>` as bytes.
     pub(crate) marker_entry: Vec<u8>,
     /// The users whose processes may belong to the tree: ours, and the one the service runs
@@ -199,6 +201,12 @@ pub(crate) fn pid_max() -> u64 {
             .and_then(|s| s.trim().parse().ok())
             .unwrap_or(32768)
     })
+}
+
+/// The uid owning a live process.
+pub(crate) fn owner_uid(pid: u32) -> Option<u32> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(format!("/proc/{pid}")).ok().map(|m| m.uid())
 }
 
 /// The start time of a live process, used to recognise it later. Without `/proc` there is

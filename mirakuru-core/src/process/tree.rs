@@ -105,7 +105,9 @@ impl Process {
         let leader_fd = platform::pidfd_open(spawned.pid);
         let leader_start = sweep::start_time(spawned.pid).unwrap_or(0);
         supervisor.tell_reaper(|r| r.watch_session(spawned.pid, leader_start));
+        let service_uid = prepared.user.map_or(me, |(uid, _)| uid);
         let id = TreeId {
+            service_uid,
             leader: spawned.pid,
             leader_start,
             number_is_ours: true,
@@ -131,17 +133,35 @@ impl Process {
         &self.tree.monitor
     }
 
-    /// Counts `pid` as part of the tree (a daemon the service reported, e.g. in its pid
-    /// file), as long as it keeps its current start time. Refuses pids older than the tree,
-    /// which cannot have been started by it.
-    pub(crate) fn adopt(&self, pid: u32) -> bool {
-        let Some(start) = sweep::start_time(pid) else {
-            return false;
+    /// Counts `pid` as part of the tree (a daemon the service reported in its pid file or with
+    /// `MAINPID=`, the owner of its port), as long as it keeps its current start time. Only a
+    /// process of the tree, or one of the service's own user started after it, is adopted:
+    /// what the service names, `stop()` signals, and a service running as another user must
+    /// not make the test signal a process that user could not (root's, another user's).
+    /// The error says why not.
+    pub(crate) fn try_adopt(&self, pid: u32) -> Result<(), String> {
+        let start = sweep::start_time(pid).ok_or("it is not running")?;
+        let (leader_start, service_uid) = {
+            let id = self.tree.id();
+            (id.leader_start, id.service_uid)
         };
-        let mut id = self.tree.id();
-        if start < id.leader_start {
-            return false;
+        if start < leader_start {
+            return Err("it started before the service, which cannot have started it".into());
         }
+        let in_tree = self.tree.members().iter().any(|p| p.pid == pid);
+        if !in_tree && platform::HAS_PROCFS {
+            match sweep::owner_uid(pid) {
+                Some(uid) if uid == service_uid => {}
+                Some(uid) => {
+                    return Err(format!(
+                        "it is not a process of the service, and belongs to uid {uid}, not to \
+                         the service's user (uid {service_uid})"
+                    ))
+                }
+                None => return Err("it is not running".into()),
+            }
+        }
+        let mut id = self.tree.id();
         if !id.adopted.iter().any(|&(p, _)| p == pid) {
             id.adopted.push((pid, start));
             // Whatever stop() would stop, the reaper must kill if the binary dies.
@@ -149,7 +169,12 @@ impl Process {
                 supervisor.tell_reaper(|r| r.adopt(pid, start));
             }
         }
-        true
+        Ok(())
+    }
+
+    /// [`Process::try_adopt`], as a yes or no.
+    pub(crate) fn adopt(&self, pid: u32) -> bool {
+        self.try_adopt(pid).is_ok()
     }
 
     /// Who holds TCP `port` (in this binary's network namespace). A listener among this

@@ -381,9 +381,21 @@ impl<'a> Context<'a> {
     }
 
     /// Counts `pid` as part of the service's tree (a daemon it reported, sd_notify's
-    /// `MAINPID=`), so it is stopped with it. False if `pid` cannot belong to the tree.
+    /// `MAINPID=`), so it is stopped with it. False if `pid` cannot belong to the tree (see
+    /// [`try_adopt`](Context::try_adopt)).
     pub fn adopt(&mut self, pid: u32) -> bool {
         self.process.adopt(pid)
+    }
+
+    /// [`adopt`](Context::adopt), with why not: only a process of the service's tree, or one
+    /// of the service's own user started after it, is adopted — a service that runs as another
+    /// user must not make the test signal a process that user could not.
+    ///
+    /// # Errors
+    ///
+    /// Why `pid` cannot be the service's.
+    pub fn try_adopt(&mut self, pid: u32) -> Result<(), String> {
+        self.process.try_adopt(pid)
     }
 
     /// Makes `pid` the service's main process: it is [adopted](Context::adopt), and once the
@@ -392,12 +404,20 @@ impl<'a> Context<'a> {
     /// process does (systemd's `MAINPID=`, a forking daemon's pid file). False, and nothing
     /// changes, if `pid` cannot belong to the tree.
     pub fn set_main_pid(&mut self, pid: u32) -> bool {
-        if pid == self.process.pid || self.process.adopt(pid) {
-            self.main_pid = Some(pid);
-            true
-        } else {
-            false
+        self.try_set_main_pid(pid).is_ok()
+    }
+
+    /// [`set_main_pid`](Context::set_main_pid), with why not.
+    ///
+    /// # Errors
+    ///
+    /// Why `pid` cannot be the service's (see [`try_adopt`](Context::try_adopt)).
+    pub fn try_set_main_pid(&mut self, pid: u32) -> Result<(), String> {
+        if pid != self.process.pid {
+            self.process.try_adopt(pid)?;
         }
+        self.main_pid = Some(pid);
+        Ok(())
     }
 
     /// The TCP port the executor's check waits on, or found the service listening on: the

@@ -161,13 +161,12 @@ impl Notify {
                 "STATUS" => self.status = Some(value.to_string()),
                 "ERRNO" => errno = Some(value.trim().to_string()),
                 "STOPPING" if value == "1" => stopping = true,
-                "MAINPID" => match value.trim().parse::<u32>() {
-                    Ok(pid) if cx.set_main_pid(pid) => self.main_pid = Some(pid),
-                    _ => {
-                        self.ignored = Some(format!(
-                            "ignored MAINPID={value}: not a running process of the service"
-                        ))
-                    }
+                "MAINPID" => match value.trim().parse::<u32>().map_err(|e| e.to_string()) {
+                    Ok(pid) => match cx.try_set_main_pid(pid) {
+                        Ok(()) => self.main_pid = Some(pid),
+                        Err(why) => self.ignored = Some(format!("ignored MAINPID={pid}: {why}")),
+                    },
+                    Err(why) => self.ignored = Some(format!("ignored MAINPID={value}: {why}")),
                 },
                 "EXTEND_TIMEOUT_USEC" => {
                     if let Ok(usec) = value.trim().parse::<u64>() {

@@ -178,7 +178,16 @@ impl Check for PidFile {
                 };
                 match checked {
                     Ok(groups) => {
-                        cx.set_main_pid(pid);
+                        // Ready as the file says; but a process that cannot be the service's
+                        // (older than it, or another user's) is not adopted: stop() will not
+                        // signal it.
+                        if let Err(why) = cx.try_set_main_pid(pid) {
+                            tracing::warn!(
+                                target: "mirakuru",
+                                pid_file = %self.resolved.display(),
+                                "the pid file names process {pid}, not adopted: {why}"
+                            );
+                        }
                         self.groups = groups;
                         return Status::Ready;
                     }

@@ -279,3 +279,48 @@ fn environment_values_never_appear_in_errors_or_debug_output() {
     let err = Fixtures::try_start(vec![spec]).expect_err("exits 1");
     assert!(!err.1.to_string().contains(SECRET), "{}", err.1);
 }
+
+/// A service running as another user names, with `MAINPID=`, a root process started after it:
+/// it is not adopted (only the service's tree, or its own user's processes are), the start
+/// says why, and `stop()` leaves that process alone. It used to be believed after checking
+/// only its start time, so any user could make `stop()` signal root's processes.
+#[test]
+fn a_mainpid_naming_another_users_process_is_refused() {
+    // SAFETY: geteuid cannot fail.
+    if unsafe { libc::geteuid() } != 0 {
+        return;
+    }
+    use std::os::unix::fs::PermissionsExt;
+    let dir = temp_dir();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let named = dir.path().join("victim.pid");
+    let args = svc(&[
+        "--notify",
+        "--notify-mainpid-from",
+        &named.display().to_string(),
+        "--notify-ready-after-ms",
+        "50",
+    ]);
+    let named_path = named.clone();
+    let starting = std::thread::spawn(move || {
+        let mut ex = mirakuru::Executor::new(args, mirakuru::ready::notify()).user("nobody");
+        let started = ex.start();
+        (ex, started)
+    });
+    // Root's process, started after the service: newer than it, so the start time alone
+    // would let it pass.
+    std::thread::sleep(Duration::from_millis(100));
+    let mut victim = Command::new("sleep").arg("300").spawn().expect("victim");
+    std::fs::write(&named_path, victim.id().to_string()).expect("name the victim");
+    let (mut ex, started) = starting.join().expect("the start returns");
+    started.expect("ready: READY=1 came");
+    assert_ne!(ex.main_pid(), Some(victim.id()), "the victim is not the service's main process");
+    let ignored = ex.read_check(|n| n.main_pid());
+    assert_eq!(ignored, None, "MAINPID was refused");
+    ex.stop().expect("stop");
+    std::thread::sleep(Duration::from_millis(50));
+    let alive = is_alive(victim.id());
+    victim.kill().expect("kill the victim");
+    victim.wait().expect("reap the victim");
+    assert!(alive, "stop() signalled root's process because the service named it");
+}
