@@ -380,3 +380,26 @@ fn remove_tree(path: &[u8]) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn info(pid: u32, sid: u32, start_time: u64) -> ProcInfo {
+        ProcInfo { pid, ppid: 1, pgid: sid, sid, start_time }
+    }
+
+    /// The reaper kills a session by number only while the number is the service's: when a
+    /// process holds the leader's pid with another start time, the pid was recycled for a
+    /// stranger, whose session it would be.
+    #[test]
+    fn a_recycled_session_number_is_not_killed() {
+        let sessions = [(100, 5_000)];
+        let ours = [info(100, 100, 5_000), info(101, 100, 5_001)];
+        assert!(in_session(&ours[1], &sessions, &ours), "a member of the service's session");
+        let recycled = [info(100, 100, 9_000), info(101, 100, 9_001)];
+        assert!(!in_session(&recycled[1], &sessions, &recycled), "a stranger's session");
+        let leaderless = [info(101, 100, 5_001)];
+        assert!(in_session(&leaderless[0], &sessions, &leaderless), "members keep the number");
+    }
+}

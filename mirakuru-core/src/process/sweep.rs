@@ -217,3 +217,50 @@ pub(crate) fn start_time(pid: u32) -> Option<u64> {
     }
     procfs::proc_info(pid, &[]).map(|p| p.start_time)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A tree whose leader is `leader`, recognised by its session and group number only.
+    fn by_number(leader: u32, number_is_ours: bool) -> TreeId {
+        TreeId {
+            service_uid: platform::geteuid(),
+            leader,
+            leader_start: start_time(leader).unwrap_or(0),
+            number_is_ours,
+            marker_entry: b"MIRAKURU_OWNER=nobody:matches".to_vec(),
+            uids: Vec::new(),
+            forks_at_spawn: None,
+            adopted: Vec::new(),
+        }
+    }
+
+    /// Once the leader is known to have been reaped by something else, its number may be a
+    /// stranger's session or group: nothing is selected by it any more (a stranger's session
+    /// that was given the number used to be signalled by stop() and by the reaper).
+    #[test]
+    fn a_session_is_selected_by_number_only_while_the_number_is_the_services() {
+        if !platform::HAS_PROCFS {
+            return;
+        }
+        // A session leader with a member: `setsid sh -c 'sleep 30 & wait'`.
+        let mut leader = std::process::Command::new("setsid")
+            .args(["-w", "sh", "-c", "sleep 30 & wait"])
+            .spawn()
+            .expect("setsid");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        let sid = procfs::proc_info(leader.id(), &[])
+            .map(|p| p.sid)
+            .filter(|&sid| sid != 0)
+            .expect("its session");
+        let members = |ours| tree_members(&by_number(sid, ours)).len();
+        let while_ours = members(true);
+        let once_reaped_elsewhere = members(false);
+        let _ = leader.kill();
+        let _ = std::process::Command::new("pkill").args(["-s", &sid.to_string()]).status();
+        let _ = leader.wait();
+        assert!(while_ours >= 2, "the session's processes: {while_ours}");
+        assert_eq!(once_reaped_elsewhere, 0, "nothing is selected by a number no longer ours");
+    }
+}
