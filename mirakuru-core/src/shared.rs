@@ -7,16 +7,23 @@
 //! that the first user is a short-lived test thread does not matter to `PR_SET_PDEATHSIG`.
 //!
 //! Under `cargo nextest`, which runs every test in a process of its own, a shared fixture is
-//! started once per test process.
+//! started once per test process; its fixed ports are held for the process's life, so that
+//! two processes never run it on the same port at once.
 
 use std::cell::RefCell;
 use std::fmt;
 use std::ops::Deref;
-use std::sync::{OnceLock, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::{Condvar, Mutex, MutexGuard, OnceLock};
+use std::thread::ThreadId;
+use std::time::{Duration, Instant};
 
-use crate::fixture::{Fixture, Spec};
+use crate::fixture::{claim_all, Claims, Fixture, Spec, CLAIM_WAIT};
 use crate::process::at_exit;
 use crate::{Error, Stopped};
+
+/// How long a test waits for a shared service that another test stopped with `stopped!`, and
+/// `stopped!` for the other tests to finish using it, before it gives up with a message.
+const SHARED_WAIT: Duration = Duration::from_secs(300);
 
 /// A fixture shared by the tests of a binary. Write it as a static with the attribute, or by
 /// hand:
@@ -38,14 +45,21 @@ use crate::{Error, Stopped};
 pub struct SharedFixture {
     spec: fn() -> Spec,
     started: OnceLock<Result<Fixture, String>>,
-    /// Tests hold it for reading while they use the service; `stopped!` takes it for writing.
-    gate: RwLock<()>,
+    /// Its fixed ports, held for the life of the process.
+    claims: Mutex<Option<Claims>>,
+    /// Tests use the service through it; `stopped!` takes it alone.
+    gate: Gate,
 }
 
 impl SharedFixture {
     /// A shared fixture described by `spec`, called once, at the first use.
     pub const fn new(spec: fn() -> Spec) -> SharedFixture {
-        SharedFixture { spec, started: OnceLock::new(), gate: RwLock::new(()) }
+        SharedFixture {
+            spec,
+            started: OnceLock::new(),
+            claims: Mutex::new(None),
+            gate: Gate::new(),
+        }
     }
 
     /// The running fixture, started now if no test did before.
@@ -53,7 +67,7 @@ impl SharedFixture {
     /// # Panics
     ///
     /// If it could not start, with the original error — in every test that asks, not only the
-    /// first.
+    /// first; or if another test keeps it stopped for longer than 5 minutes.
     #[track_caller]
     pub fn get(&'static self) -> SharedGuard {
         match self.try_get() {
@@ -66,25 +80,70 @@ impl SharedFixture {
     ///
     /// # Errors
     ///
-    /// The message of the error the first start failed with.
+    /// The message of the error the first start failed with, or of a wait that lasted too
+    /// long.
     pub fn try_get(&'static self) -> Result<SharedGuard, String> {
+        let fixture = self.fixture()?;
+        report_on_panic(self);
+        let thread = self.gate.enter(fixture.name())?;
+        Ok(SharedGuard { owner: self, fixture, thread })
+    }
+
+    /// Stops the shared service until the returned guard is dropped, then starts it again and
+    /// waits until it is ready — what `mirakuru::stopped!(SHARED, { ... })` does. Waits first
+    /// until no other test uses it (its own uses do not count); other tests wait while it is
+    /// stopped.
+    ///
+    /// # Errors
+    ///
+    /// The errors of [`Executor::stop`](crate::Executor::stop); a start that failed; a wait
+    /// for the other tests that lasted more than 5 minutes (as [`Error::Io`]).
+    pub fn stopped(&'static self) -> Result<SharedStopped, Error> {
+        let fixture = self.fixture().map_err(|message| Error::Io {
+            command: String::new(),
+            action: "starting the shared fixture for".into(),
+            source: std::io::Error::other(message),
+        })?;
+        self.gate.close(fixture.name()).map_err(|message| Error::Io {
+            command: fixture.executor().command().to_string(),
+            action: "waiting for the other tests to stop".into(),
+            source: std::io::Error::new(std::io::ErrorKind::TimedOut, message),
+        })?;
+        match fixture.stopped() {
+            Ok(restart) => Ok(SharedStopped { owner: self, restart: Some(restart) }),
+            Err(err) => {
+                self.gate.open();
+                Err(err)
+            }
+        }
+    }
+
+    /// The fixture, started (once) if it was not.
+    fn fixture(&'static self) -> Result<&'static Fixture, String> {
         let started = self.started.get_or_init(|| {
             let spec = (self.spec)();
             let name = spec.name().to_string();
+            // Its fixed ports are this process's for as long as it lives: another test
+            // process (nextest) waits for them instead of running a second service there.
+            let mut keys: Vec<String> =
+                spec.fixed_ports().iter().map(|p| format!("port-{p}")).collect();
+            keys.sort();
+            let claims = claim_all(&keys, CLAIM_WAIT).map_err(|err| {
+                format!("shared mirakuru fixture `{name}` could not start: {err}")
+            })?;
+            *self.claims.lock().unwrap_or_else(|p| p.into_inner()) = Some(claims);
             let fixture = spec.start().map_err(|err| {
                 format!("shared mirakuru fixture `{name}` could not start: {err}")
             })?;
             at_exit(move || self.shut_down());
             Ok(fixture)
         });
-        let fixture = started.as_ref().map_err(Clone::clone)?;
-        let read = self.gate.read().unwrap_or_else(|p| p.into_inner());
-        Ok(SharedGuard { owner: self, fixture, read: RefCell::new(Some(read)) })
+        started.as_ref().map_err(Clone::clone)
     }
 
     /// At exit: waits briefly for tests still using it, then stops it gracefully.
     fn shut_down(&'static self) {
-        let _gate = self.gate.try_write();
+        self.gate.close_at_exit();
         if let Some(Ok(fixture)) = self.started.get() {
             fixture.shut_down_shared();
         }
@@ -100,39 +159,23 @@ impl fmt::Debug for SharedFixture {
 }
 
 /// A test's use of a shared fixture; derefs to [`Fixture`]. While it lives, the service is
-/// not stopped by another test's `stopped!`.
+/// not stopped by another test's `stopped!`. It may be sent to another thread.
 pub struct SharedGuard {
     owner: &'static SharedFixture,
     fixture: &'static Fixture,
-    read: RefCell<Option<RwLockReadGuard<'static, ()>>>,
+    /// The thread that took it: its uses count as one user.
+    thread: ThreadId,
 }
 
 impl SharedGuard {
-    /// Stops the shared service until the returned guard is dropped, then starts it again and
-    /// waits until it is ready. Waits first until no other test uses it; other tests wait
-    /// while it is stopped.
+    /// Stops the shared service until the returned guard is dropped (see
+    /// [`SharedFixture::stopped`]).
     ///
     /// # Errors
     ///
-    /// The errors of [`Executor::stop`](crate::Executor::stop).
-    pub fn stopped(&self) -> Result<SharedStopped<'_>, Error> {
-        self.read.borrow_mut().take();
-        let write = self.owner.gate.write().unwrap_or_else(|p| p.into_inner());
-        match self.fixture.stopped() {
-            Ok(restart) => {
-                Ok(SharedStopped { guard: self, restart: Some(restart), write: Some(write) })
-            }
-            Err(err) => {
-                drop(write);
-                self.reacquire();
-                Err(err)
-            }
-        }
-    }
-
-    fn reacquire(&self) {
-        let read = self.owner.gate.read().unwrap_or_else(|p| p.into_inner());
-        *self.read.borrow_mut() = Some(read);
+    /// The errors of [`SharedFixture::stopped`].
+    pub fn stopped(&self) -> Result<SharedStopped, Error> {
+        self.owner.stopped()
     }
 }
 
@@ -145,11 +188,8 @@ impl Deref for SharedGuard {
 }
 
 impl Drop for SharedGuard {
-    /// A failing test shows what the shared service wrote.
     fn drop(&mut self) {
-        if std::thread::panicking() {
-            eprint!("{}", self.fixture.report());
-        }
+        self.owner.gate.leave(self.thread);
     }
 }
 
@@ -159,16 +199,15 @@ impl fmt::Debug for SharedGuard {
     }
 }
 
-/// A shared service stopped by one test (see [`SharedGuard::stopped`]); dropping it starts
+/// A shared service stopped by one test (see [`SharedFixture::stopped`]); dropping it starts
 /// the service again and lets the other tests go on.
 #[must_use = "the service is restarted when this guard is dropped"]
-pub struct SharedStopped<'g> {
-    guard: &'g SharedGuard,
+pub struct SharedStopped {
+    owner: &'static SharedFixture,
     restart: Option<Stopped>,
-    write: Option<RwLockWriteGuard<'static, ()>>,
 }
 
-impl SharedStopped<'_> {
+impl SharedStopped {
     /// Starts the service again now and reports the error, instead of when dropped.
     ///
     /// # Errors
@@ -182,27 +221,187 @@ impl SharedStopped<'_> {
     }
 }
 
-impl Drop for SharedStopped<'_> {
+impl Drop for SharedStopped {
     fn drop(&mut self) {
-        // Restart first, while still holding the gate: nobody may see the service down.
-        let restart = self.restart.take();
-        let write = self.write.take();
-        let guard = self.guard;
-        // Release the gate whether or not the restart panics.
-        struct Release<'a>(Option<RwLockWriteGuard<'static, ()>>, &'a SharedGuard);
-        impl Drop for Release<'_> {
+        // Restart first, while the gate is closed: nobody may see the service down. The gate
+        // opens whether or not the restart panics.
+        struct Open(&'static SharedFixture);
+        impl Drop for Open {
             fn drop(&mut self) {
-                drop(self.0.take());
-                self.1.reacquire();
+                self.0.gate.open();
             }
         }
-        let _release = Release(write, guard);
-        drop(restart);
+        let _open = Open(self.owner);
+        drop(self.restart.take());
     }
 }
 
-impl fmt::Debug for SharedStopped<'_> {
+impl fmt::Debug for SharedStopped {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("SharedStopped").field("fixture", &self.guard.fixture.name()).finish()
+        f.debug_struct("SharedStopped").finish_non_exhaustive()
     }
+}
+
+/// Who uses a shared service: tests enter and leave; `stopped!` closes it for itself once the
+/// others left. Uses are counted per thread, so a test that takes the fixture again (a helper
+/// calls `get()`) never waits for itself — with a plain read-write lock, that second read
+/// waited behind a waiting `stopped!`, which waited for the first read: a deadlock.
+#[derive(Debug)]
+struct Gate {
+    state: Mutex<GateState>,
+    changed: Condvar,
+}
+
+#[derive(Debug)]
+struct GateState {
+    /// Threads using the service, and how many uses each holds.
+    users: Vec<(ThreadId, usize)>,
+    /// The thread that stopped the service, while it is stopped.
+    closed_by: Option<ThreadId>,
+    /// Threads waiting to stop it: newcomers wait behind them, so they are not starved.
+    closers: usize,
+}
+
+impl Gate {
+    const fn new() -> Gate {
+        Gate {
+            state: Mutex::new(GateState { users: Vec::new(), closed_by: None, closers: 0 }),
+            changed: Condvar::new(),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, GateState> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Waits while `blocked` says so, up to [`SHARED_WAIT`]; false if it still does.
+    fn wait_while<'a>(
+        &'a self,
+        mut state: MutexGuard<'a, GateState>,
+        blocked: impl Fn(&GateState) -> bool,
+    ) -> (MutexGuard<'a, GateState>, bool) {
+        let deadline = Instant::now() + SHARED_WAIT;
+        while blocked(&state) {
+            let now = Instant::now();
+            if now >= deadline {
+                return (state, false);
+            }
+            state = match self.changed.wait_timeout(state, deadline - now) {
+                Ok((s, _)) => s,
+                Err(p) => p.into_inner().0,
+            };
+        }
+        (state, true)
+    }
+
+    /// A test starts using the service; returns its thread.
+    fn enter(&self, name: &str) -> Result<ThreadId, String> {
+        let me = std::thread::current().id();
+        let mut state = self.lock();
+        // Already a user, or the one that stopped it: never waits for itself.
+        let mine = state.closed_by == Some(me) || state.users.iter().any(|(t, _)| *t == me);
+        if !mine {
+            let others_stopping = |s: &GateState| s.closed_by.is_some() || s.closers > 0;
+            let (waited, in_time) = self.wait_while(state, others_stopping);
+            state = waited;
+            if !in_time {
+                return Err(format!(
+                    "the shared mirakuru fixture `{name}` stayed stopped by another test's \
+                     `stopped!` for more than {SHARED_WAIT:?}; a test that holds it stopped \
+                     while it waits for something else blocks all its other users"
+                ));
+            }
+        }
+        match state.users.iter_mut().find(|(t, _)| *t == me) {
+            Some((_, uses)) => *uses += 1,
+            None => state.users.push((me, 1)),
+        }
+        Ok(me)
+    }
+
+    /// A use by `thread` ends.
+    fn leave(&self, thread: ThreadId) {
+        let mut state = self.lock();
+        if let Some(i) = state.users.iter().position(|(t, _)| *t == thread) {
+            state.users[i].1 -= 1;
+            if state.users[i].1 == 0 {
+                state.users.swap_remove(i);
+            }
+        }
+        drop(state);
+        self.changed.notify_all();
+    }
+
+    /// `stopped!`: waits until no other thread uses the service, and keeps them out.
+    fn close(&self, name: &str) -> Result<(), String> {
+        let me = std::thread::current().id();
+        let mut state = self.lock();
+        state.closers += 1;
+        let others_use = |s: &GateState| {
+            s.closed_by.is_some_and(|t| t != me) || s.users.iter().any(|(t, _)| *t != me)
+        };
+        let (mut state, in_time) = self.wait_while(state, others_use);
+        state.closers -= 1;
+        if !in_time {
+            let users = state.users.iter().filter(|(t, _)| *t != me).count();
+            drop(state);
+            self.changed.notify_all();
+            return Err(format!(
+                "`stopped!` on the shared mirakuru fixture `{name}` waited {SHARED_WAIT:?} for \
+                 {users} other test(s) still using it; a test that uses it while waiting for \
+                 this one blocks both"
+            ));
+        }
+        state.closed_by = Some(me);
+        Ok(())
+    }
+
+    /// The service is back: waiting tests go on.
+    fn open(&self) {
+        self.lock().closed_by = None;
+        self.changed.notify_all();
+    }
+
+    /// At exit: waits a moment for tests still using the service, never long.
+    fn close_at_exit(&self) {
+        let state = self.lock();
+        let deadline = Instant::now() + Duration::from_millis(200);
+        let mut state = state;
+        while !state.users.is_empty() && Instant::now() < deadline {
+            state = match self.changed.wait_timeout(state, Duration::from_millis(10)) {
+                Ok((s, _)) => s,
+                Err(p) => p.into_inner().0,
+            };
+        }
+    }
+}
+
+thread_local! {
+    /// The shared fixtures the current thread used: their logs go with its failure.
+    static USED: RefCell<Vec<&'static SharedFixture>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Notes that the current thread used `fixture`, so that if the thread panics — a failing
+/// test — the service's last lines are printed with the failure, whether or not the test
+/// still holds it (`SHARED.get().port()` drops its guard at once).
+fn report_on_panic(fixture: &'static SharedFixture) {
+    static HOOK: OnceLock<()> = OnceLock::new();
+    HOOK.get_or_init(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            previous(info);
+            let used = USED.with(|u| std::mem::take(&mut *u.borrow_mut()));
+            for shared in used {
+                if let Some(Ok(fixture)) = shared.started.get() {
+                    eprint!("{}", fixture.report());
+                }
+            }
+        }));
+    });
+    USED.with(|u| {
+        let mut used = u.borrow_mut();
+        if !used.iter().any(|f| std::ptr::eq(*f, fixture)) {
+            used.push(fixture);
+        }
+    });
 }

@@ -481,3 +481,118 @@ fn a_passing_lack_of_file_descriptors_is_not_remembered() {
     ex.start().expect("starts once descriptors are back");
     ex.stop().expect("stop");
 }
+
+#[mirakuru::fixture(tcp = auto, args = [SERVICE, "--tcp", "{port}"])]
+static REENTRANT: SharedFixture;
+
+/// A test that holds a shared fixture and takes it again (a helper calls `get()`) while
+/// another test waits to stop it with `stopped!` goes on: uses are counted per thread. Both
+/// used to wait for each other forever.
+#[test]
+fn stopped_on_a_shared_fixture_does_not_deadlock_with_a_test_that_takes_it_twice() {
+    let (done_tx, done) = std::sync::mpsc::channel();
+    let user = {
+        let done_tx = done_tx.clone();
+        std::thread::spawn(move || {
+            let first = REENTRANT.get();
+            // The other test is waiting to stop it by now.
+            std::thread::sleep(Duration::from_millis(300));
+            let again = REENTRANT.get();
+            assert!(again.running(), "still up: the stopper waits for this test");
+            drop((first, again));
+            let _ = done_tx.send("user");
+        })
+    };
+    std::thread::sleep(Duration::from_millis(100));
+    let stopper = std::thread::spawn(move || {
+        mirakuru::stopped!(REENTRANT, {
+            assert!(!REENTRANT.get().running(), "down inside the block, seen by its own test");
+        });
+        let _ = done_tx.send("stopper");
+    });
+    for _ in 0..2 {
+        done.recv_timeout(Duration::from_secs(30)).expect("no deadlock");
+    }
+    user.join().expect("user");
+    stopper.join().expect("stopper");
+    assert!(REENTRANT.get().running(), "back up after the block");
+}
+
+/// `stopped!` takes the static itself, and a guard may move to another thread.
+#[test]
+fn stopped_works_on_the_static_and_guards_are_send() {
+    fn send<T: Send>(_: &T) {}
+    let guard = REENTRANT.get();
+    send(&guard);
+    let port = guard.port();
+    drop(guard);
+    mirakuru::stopped!(REENTRANT, {
+        assert!(std::net::TcpStream::connect(("127.0.0.1", port)).is_err());
+    });
+    std::net::TcpStream::connect(("127.0.0.1", port)).expect("back on its port");
+}
+
+/// A shared fixture on a fixed port in two test processes at once (as under nextest): the
+/// second waits for the first to end, then runs its own service there. Without a claim, the
+/// second's service died (the port was taken) and its check reached the first's service: the
+/// test passed on another process's service.
+#[test]
+fn a_shared_fixture_on_a_fixed_port_is_one_processs_at_a_time() {
+    let dir = mirakuru_test::temp_dir();
+    let count = dir.path().join("starts");
+    let port = mirakuru_test::free_port().to_string();
+    let run = || {
+        std::process::Command::new(mirakuru_test::bin_path("mirakuru-test-shared"))
+            .args(["fixed", &port, &count.display().to_string()])
+            .stderr(std::process::Stdio::inherit())
+            .output()
+            .expect("run mirakuru-test-shared")
+    };
+    let (first, second) = std::thread::scope(|s| {
+        let a = s.spawn(run);
+        let b = s.spawn(run);
+        (a.join().expect("first"), b.join().expect("second"))
+    });
+    for out in [&first, &second] {
+        let line = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{out:?}");
+        assert!(line.contains("running true"), "its own service ran: {line}");
+    }
+    let starts = std::fs::read_to_string(&count).expect("count file");
+    assert_eq!(starts.lines().count(), 2, "each process started its own service, in turn");
+}
+
+#[mirakuru::fixture(name = shared_talker, output = "ready", args = ["sh", "-c", "echo the shared fixture says its last words; echo ready; exec sleep 300"])]
+static SHARED_TALKER: SharedFixture;
+
+#[test]
+fn deliberately_failing_test_with_a_shared_fixture_for_the_log_check() {
+    // Only fails when the test below runs it in a child process.
+    if std::env::var_os("MIRAKURU_DELIBERATE_FAILURE").is_some() {
+        // The guard is dropped at the end of this statement, long before the failure.
+        let pid = SHARED_TALKER.get().pid();
+        assert!(pid.is_none(), "deliberate failure");
+    }
+}
+
+/// A failing test that used a shared fixture shows the service's last lines, also when it did
+/// not hold its guard any more (`SHARED.get().pid()` drops it at once): it showed nothing.
+#[test]
+fn a_failing_test_shows_the_output_of_the_shared_fixtures_it_used() {
+    let out = std::process::Command::new(std::env::current_exe().expect("test binary"))
+        .args([
+            "fixtures::deliberately_failing_test_with_a_shared_fixture_for_the_log_check",
+            "--exact",
+            "--test-threads",
+            "1",
+        ])
+        .env("MIRAKURU_DELIBERATE_FAILURE", "1")
+        .output()
+        .expect("run the failing test");
+    assert!(!out.status.success());
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    assert!(text.contains("deliberate failure"), "{text}");
+    assert!(text.contains("--- mirakuru fixture `shared_talker`"), "labelled: {text}");
+    assert!(text.contains("the shared fixture says its last words"), "the output tail: {text}");
+}
