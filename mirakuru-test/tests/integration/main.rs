@@ -74,10 +74,18 @@ use mirakuru_test::{service, temp_dir, wait_gone, Tag};
 /// touching the tests that run beside it. True in the child, where the test does its work;
 /// in the parent, asserts that the child passed.
 pub fn in_child(name: &str, env: &[(&str, &str)]) -> bool {
-    const CHILD: &str = "MIRAKURU_TEST_CHILD";
     if std::env::var_os(CHILD).is_some() {
         return true;
     }
+    in_child_with(name, env);
+    false
+}
+
+const CHILD: &str = "MIRAKURU_TEST_CHILD";
+
+/// Runs the test `name` again in a child process with `env` set, and asserts that it passed
+/// there (the test tells the parent from the child by the variables it gets).
+pub fn in_child_with(name: &str, env: &[(&str, &str)]) {
     let exe = std::env::current_exe().expect("the test binary");
     let out = std::process::Command::new(exe)
         .args([name, "--exact", "--nocapture", "--test-threads=1"])
@@ -88,7 +96,6 @@ pub fn in_child(name: &str, env: &[(&str, &str)]) -> bool {
     let text = String::from_utf8_lossy(&out.stdout) + String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{name} failed in its child process:\n{text}");
     assert!(text.contains("1 passed"), "{name} did not run in its child process:\n{text}");
-    false
 }
 
 /// The helper's argv with `args`, as a `Vec` an executor takes.

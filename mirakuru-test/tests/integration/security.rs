@@ -324,3 +324,59 @@ fn a_mainpid_naming_another_users_process_is_refused() {
     victim.wait().expect("reap the victim");
     assert!(alive, "stop() signalled root's process because the service named it");
 }
+
+/// What another user may have put in place of the lock directory or a lock file in a shared
+/// temporary directory is refused at once, with a message — a symlink (root would create
+/// files where it points), a directory of theirs, a FIFO (opening it blocked `start()`
+/// forever) — instead of blocking the start or being followed.
+#[test]
+fn a_lock_directory_or_file_prepared_by_someone_else_is_refused() {
+    let name = "security::a_lock_directory_or_file_prepared_by_someone_else_is_refused";
+    let Some(case) = std::env::var_os("MIRAKURU_LOCK_CASE") else {
+        for case in ["symlink", "foreign-dir", "fifo"] {
+            let base = temp_dir();
+            crate::in_child_with(
+                name,
+                &[("TMPDIR", &base.path().display().to_string()), ("MIRAKURU_LOCK_CASE", case)],
+            );
+        }
+        return;
+    };
+    // SAFETY: geteuid cannot fail.
+    let me = unsafe { libc::geteuid() };
+    let dir = std::env::temp_dir().join(format!("mirakuru-{me}"));
+    let port = free_port();
+    match case.to_str() {
+        Some("symlink") => {
+            let elsewhere = std::env::temp_dir().join("elsewhere");
+            std::fs::create_dir(&elsewhere).expect("elsewhere");
+            std::os::unix::fs::symlink(&elsewhere, &dir).expect("symlink");
+        }
+        Some("foreign-dir") => {
+            if me != 0 {
+                return; // only root can give it to another user
+            }
+            std::fs::create_dir(&dir).expect("dir");
+            std::os::unix::fs::chown(&dir, Some(65534), Some(65534)).expect("chown");
+        }
+        _ => {
+            std::fs::create_dir(&dir).expect("dir");
+            std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).expect("0700");
+            let fifo = dir.join(format!("port-{port}.lock"));
+            let c = std::ffi::CString::new(fifo.as_os_str().as_encoded_bytes()).expect("path");
+            // SAFETY: mkfifo reads a valid NUL-terminated path.
+            assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        }
+    }
+    let spec = Spec::args("claimed", [service(), "--tcp".into(), port.to_string()])
+        .tcp(Port::Fixed(port));
+    let began = Instant::now();
+    let err = Fixtures::try_start(vec![spec]).expect_err("refused");
+    assert!(began.elapsed() < Duration::from_secs(5), "it did not wait");
+    let message = err.1.to_string();
+    assert!(
+        message.contains("not a private directory") || message.contains("cannot be used"),
+        "{case:?}: {message}"
+    );
+    assert!(!std::env::temp_dir().join("elsewhere").join(format!("port-{port}.lock")).exists());
+}
