@@ -158,6 +158,11 @@ pub(crate) fn poll_readable(
     Ok(pollfds.iter().map(|p| !p.revents().is_empty()).collect())
 }
 
+/// Whether `fd` is readable at once: for a pidfd, whether its process exited.
+pub(crate) fn readable_now(fd: BorrowedFd<'_>) -> bool {
+    poll_readable(&[fd], Some(Duration::ZERO)).is_ok_and(|r| r.first() == Some(&true))
+}
+
 /// poll(2) over prepared `PollFd`s; EINTR counts as nothing ready.
 pub(crate) fn poll(fds: &mut [PollFd<'_>], timeout: Option<Duration>) -> io::Result<usize> {
     let timeout = timeout.map(|t| Timespec {

@@ -1,12 +1,11 @@
 //! The process trees still running, so that the exit hook can stop what tests leaked: an
 //! executor in a static, one passed to `mem::forget`, a shared fixture.
 
+use super::at_exit::{at_exit, try_lock_briefly};
+use super::teardown::{self, Ending};
+use super::tree::Tree;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, Once};
-use std::time::Instant;
-
-use super::at_exit::{at_exit, try_lock_briefly};
-use super::tree::Tree;
 
 static LIVE: Mutex<Vec<Arc<Tree>>> = Mutex::new(Vec::new());
 static HOOK: Once = Once::new();
@@ -32,23 +31,22 @@ pub(super) fn unregister(tree: &Arc<Tree>) {
 }
 
 /// At a normal exit, stops what is left, gracefully and all at once, as each executor's own
-/// stop would.
+/// stop would — every tree in the same passes over `/proc`.
 fn stop_all_at_exit() {
     EXITING.store(true, Ordering::Release);
     let trees: Vec<Arc<Tree>> = match try_lock_briefly(&LIVE) {
         Some(mut live) => std::mem::take(&mut *live),
         None => return,
     };
-    let start = Instant::now();
-    for tree in &trees {
-        tree.signal(tree.plan.stop_signal);
-    }
-    for tree in &trees {
-        let deadline =
-            start.checked_add(tree.plan.stop_timeout).unwrap_or_else(super::tree::far_future);
-        if !tree.wait_gone(deadline) {
-            tree.escalate(tree.plan.kill_signal);
-        }
-        tree.finish();
-    }
+    let endings: Vec<Ending<'_>> = trees
+        .iter()
+        .map(|tree| Ending {
+            tree,
+            first: tree.plan.stop_signal,
+            grace: tree.plan.stop_timeout,
+            then: tree.plan.kill_signal,
+        })
+        .collect();
+    teardown::terminate(&endings);
+    trees.iter().for_each(Tree::finish_at_exit);
 }

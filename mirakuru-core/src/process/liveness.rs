@@ -6,7 +6,7 @@
 
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::process::ExitStatus;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use super::sweep;
 use super::tree::Process;
@@ -82,7 +82,7 @@ impl Liveness {
             },
             Main::Pid { pid, pidfd, start } => {
                 let gone = match pidfd {
-                    Some(fd) => readable_now(fd.as_fd()),
+                    Some(fd) => platform::readable_now(fd.as_fd()),
                     None => {
                         !platform::process_exists(*pid)
                             || (start.is_some() && sweep::start_time(*pid) != *start)
@@ -96,12 +96,6 @@ impl Liveness {
     }
 }
 
-fn readable_now(fd: BorrowedFd<'_>) -> bool {
-    platform::poll_readable(&[fd], Some(Duration::ZERO))
-        .map(|r| r.first().copied().unwrap_or(false))
-        .unwrap_or(false)
-}
-
 /// During a start, after a launcher exited 0: the processes it left, watched through pidfds.
 #[derive(Debug, Default)]
 pub(crate) struct Survivors {
@@ -113,7 +107,7 @@ impl Survivors {
     /// survivor has exited.
     pub(crate) fn any_alive(&mut self, process: &Process) -> bool {
         if let Some(fds) = &self.pidfds {
-            if fds.iter().any(|fd| !readable_now(fd.as_fd())) {
+            if fds.iter().any(|fd| !platform::readable_now(fd.as_fd())) {
                 return true;
             }
         }

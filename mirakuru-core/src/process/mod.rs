@@ -6,9 +6,10 @@
 //! | `spawn.rs` | a checked command becomes a spawn: one `pre_exec` for services and probes |
 //! | `supervisor.rs` | the one thread that spawns everything and drains output, sees exits |
 //! | `monitor.rs` | what the supervisor saw of one process: output and exit |
-//! | `tree.rs` | a spawned tree as one unit: signal, terminate, reap |
+//! | `tree.rs` | a spawned tree as one unit: signal, adopt, reap |
+//! | `teardown.rs` | ending trees: signal, grace period, escalation; one or all at once |
 //! | `liveness.rs` | after ready: which process is the service, and whether it still runs |
-//! | `sweep.rs` | the members of one tree, found in `/proc`; the binary's orphans |
+//! | `sweep.rs` | the members of trees, found in `/proc`; the binary's orphans |
 //! | `sockets.rs` | which TCP ports processes listen on, from `/proc` |
 //! | `procfs.rs` | reading `/proc` without allocating (the reaper uses it after fork) |
 //! | `reaper.rs` | the process that kills what is left when the binary dies |
@@ -28,6 +29,7 @@ mod spawn;
 mod supervisor;
 mod sweep;
 mod table;
+mod teardown;
 mod tree;
 
 pub(crate) use at_exit::at_exit;

@@ -275,24 +275,32 @@ fn parse_pid(name: &[u8]) -> Option<u32> {
     (v > 0).then_some(v)
 }
 
-/// Marks the processes reachable from the selected ones: their children, and the members of
-/// sessions or process groups they lead, repeated until nothing changes. `infos` is sorted by
-/// pid: each look-up is a binary search, so a pass over thousands of processes stays cheap.
-pub(crate) fn close_over_descendants(infos: &[ProcInfo], selected: &mut [bool]) {
+/// Marks the processes reachable from the marked ones: their children, and the members of
+/// sessions or process groups they lead, repeated until nothing changes. A mark is any value
+/// other than `T::default()` — `true`, or the number of the tree a process belongs to — and
+/// is passed on as it is. `infos` is sorted by pid: each look-up is a binary search, so a pass
+/// over thousands of processes stays cheap.
+pub(crate) fn close_over_descendants<T: Copy + Default + PartialEq>(
+    infos: &[ProcInfo],
+    marks: &mut [T],
+) {
+    let unmarked = T::default();
     loop {
         let mut changed = false;
         for i in 0..infos.len() {
-            if selected[i] {
+            if marks[i] != unmarked {
                 continue;
             }
             let p = infos[i];
             // The process whose pid is a session or group id leads that session or group.
-            let marked = |pid: u32| {
-                pid != p.pid
-                    && infos.binary_search_by_key(&pid, |q| q.pid).is_ok_and(|at| selected[at])
+            let mark_of = |pid: u32| {
+                let at = infos.binary_search_by_key(&pid, |q| q.pid).ok()?;
+                (pid != p.pid && marks[at] != unmarked).then_some(marks[at])
             };
-            if marked(p.ppid) || marked(p.sid) || marked(p.pgid) {
-                selected[i] = true;
+            if let Some(mark) =
+                mark_of(p.ppid).or_else(|| mark_of(p.sid)).or_else(|| mark_of(p.pgid))
+            {
+                marks[i] = mark;
                 changed = true;
             }
         }
@@ -404,6 +412,10 @@ mod tests {
         let mut selected = [true, false, true, false, false];
         close_over_descendants(&infos, &mut selected);
         assert_eq!(selected, [true, true, true, true, false]);
+        // Marks are passed on as they are: two trees stay apart.
+        let mut trees = [1u32, 0, 2, 0, 0];
+        close_over_descendants(&infos, &mut trees);
+        assert_eq!(trees, [1, 1, 2, 2, 0]);
     }
 
     #[test]

@@ -19,7 +19,9 @@
 //! Only processes of our own effective user are considered (as root, every user's: services
 //! may run as another user).
 
-use super::procfs::{self, close_over_descendants, environ_match, ProcInfo, Scratch};
+use std::collections::HashMap;
+
+use super::procfs::{self, close_over_descendants, ProcInfo, Scratch};
 use crate::platform;
 
 /// The name of the environment variable that marks a service's tree.
@@ -52,60 +54,90 @@ pub(crate) struct TreeId {
 /// The current members of a tree (never including the calling process), with their start
 /// times so that a signal can be checked against pid reuse.
 pub(crate) fn tree_members(tree: &TreeId) -> Vec<ProcInfo> {
+    members_of_all(std::slice::from_ref(tree)).pop().unwrap_or_default()
+}
+
+/// The current members of each of `trees`, from one pass over `/proc`: the exit hook stops
+/// every leaked tree together, and a pass per tree made that quadratic (1,000 leaked
+/// executors took 160 s).
+pub(crate) fn members_of_all(trees: &[TreeId]) -> Vec<Vec<ProcInfo>> {
     // One sweep is a snapshot that can miss a process born after its listing of `/proc`: a
     // launcher's intermediate process forks the daemon and exits, and if it is exiting by the
     // time its environment is read, neither it nor the daemon is found. The tree then looks
     // empty while the daemon runs, and "empty" is final for the callers (a launcher "left
     // nothing", a stop is complete); seen under load. A process that vanished while the sweep
-    // read it may have left such a child: when nothing but the leader was found, sweep once
-    // more — the child was forked before its parent began to exit, so this listing has it,
-    // and its pid is larger than its parent's, so only those need reading. A non-empty answer
-    // needs no second look: the callers sweep again when the members found exit.
-    let (mut members, vanished) = sweep_tree(tree, 0);
-    if let Some(oldest) = vanished {
-        if members.iter().all(|p| p.pid == tree.leader) {
-            let (more, _) = sweep_tree(tree, oldest);
-            members.extend(more.into_iter().filter(|p| p.pid != tree.leader));
+    // read it may have left such a child: when a tree showed nothing but its leader, sweep
+    // once more — the child was forked before its parent began to exit, so this listing has
+    // it, and its pid is larger than its parent's, so only those need reading. A non-empty
+    // answer needs no second look: the callers sweep again when the members found exit.
+    let (mut members, vanished) = sweep_trees(trees, 0);
+    let only_leader = |t: &TreeId, found: &[ProcInfo]| found.iter().all(|p| p.pid == t.leader);
+    let Some(oldest) = vanished else { return members };
+    if !trees.iter().zip(&members).any(|(t, found)| only_leader(t, found)) {
+        return members;
+    }
+    let (more, _) = sweep_trees(trees, oldest);
+    for ((tree, found), more) in trees.iter().zip(&mut members).zip(more) {
+        if only_leader(tree, found) {
+            found.extend(more.into_iter().filter(|p| p.pid != tree.leader));
         }
     }
     members
 }
 
-/// One sweep for [`tree_members`], reading only pids from `at_least` up when pids cannot have
-/// wrapped around; also gives the smallest pid that vanished while it was read.
-fn sweep_tree(tree: &TreeId, at_least: u32) -> (Vec<ProcInfo>, Option<u32>) {
+/// One pass over `/proc` for the members of `trees`, reading only pids from `at_least` up when
+/// pids cannot have wrapped around; also gives the smallest pid that vanished while it was read.
+fn sweep_trees(trees: &[TreeId], at_least: u32) -> (Vec<Vec<ProcInfo>>, Option<u32>) {
     let me = std::process::id();
-    let mut infos = Vec::with_capacity(64);
-    let mut scratch = Box::new(Scratch::new());
-    // Every member was created after the leader, and — unless pids have wrapped around
+    // The users any tree may have processes of; none (every user) if one may have anyone's.
+    let mut uids: Vec<u32> = trees.iter().flat_map(|t| t.uids.iter().copied()).collect();
+    if trees.iter().any(|t| t.uids.is_empty()) {
+        uids.clear();
+    }
+    uids.sort_unstable();
+    uids.dedup();
+    // Every member was created after its leader, and — unless pids have wrapped around
     // since — has a larger pid. Skipping the older processes matters: reading one
     // /proc/<pid>/stat costs about 10 µs, and a stop reads the tree twice.
-    let min_pid =
-        if no_wrap_since(tree.leader, tree.forks_at_spawn) { tree.leader.max(at_least) } else { 0 };
-    procfs::for_each_process(&mut scratch, &tree.uids, min_pid, |info| {
+    let pids_now = PidCursor::now();
+    let min_pid = trees
+        .iter()
+        .map(|t| if pids_now.no_wrap_since(t) { t.leader.max(at_least) } else { 0 })
+        .min()
+        .unwrap_or(0);
+    let mut infos = Vec::with_capacity(64);
+    let mut scratch = Box::new(Scratch::new());
+    procfs::for_each_process(&mut scratch, &uids, min_pid, |info| {
         if info.pid != me {
             infos.push(info);
         }
     });
     infos.sort_unstable_by_key(|p| p.pid);
-    // The kernel never recycles a pid still used as a session or group id, so while the
-    // leader's number is reserved, whatever is in its session or group is ours.
-    let by_number = tree.number_is_ours
-        && !infos.iter().any(|p| p.pid == tree.leader && p.start_time != tree.leader_start);
-    let mut selected: Vec<bool> = infos
-        .iter()
-        .map(|p| {
-            (by_number && (p.pid == tree.leader || p.sid == tree.leader || p.pgid == tree.leader))
-                || tree.adopted.iter().any(|&(pid, start)| pid == p.pid && start == p.start_time)
-        })
+    // A process's mark: the number of its tree, counted from 1; 0 for none.
+    let mark = |i: usize| i as u32 + 1;
+    // The kernel never recycles a pid still used as a session or group id, so while a
+    // leader's number is reserved, whatever is in its session or group is its tree's.
+    let start_of =
+        |pid: u32| infos.binary_search_by_key(&pid, |p| p.pid).ok().map(|at| infos[at].start_time);
+    let by_number: HashMap<u32, u32> = (trees.iter().enumerate())
+        .filter(|(_, t)| t.number_is_ours && start_of(t.leader).is_none_or(|s| s == t.leader_start))
+        .map(|(i, t)| (t.leader, mark(i)))
         .collect();
+    let by_adoption: HashMap<(u32, u64), u32> = (trees.iter().enumerate())
+        .flat_map(|(i, t)| t.adopted.iter().map(move |&adopted| (adopted, mark(i))))
+        .collect();
+    let by_marker: HashMap<&[u8], u32> =
+        trees.iter().enumerate().map(|(i, t)| (t.marker_entry.as_slice(), mark(i))).collect();
+    let mut marks = vec![0u32; infos.len()];
     let mut vanished: Option<u32> = None;
-    for (i, p) in infos.iter().enumerate() {
-        if selected[i] {
+    for (p, m) in infos.iter().zip(&mut marks) {
+        let known = [p.pid, p.sid, p.pgid].iter().find_map(|n| by_number.get(n));
+        if let Some(&known) = known.or_else(|| by_adoption.get(&(p.pid, p.start_time))) {
+            *m = known;
             continue;
         }
-        match environ_match(p.pid, &tree.marker_entry, true) {
-            Some(found) => selected[i] = found,
+        match marker_in_environ(p.pid, &by_marker) {
+            Some(found) => *m = found,
             // No environment: exiting (its memory is gone before it turns zombie), or a
             // kernel thread, which has none ever (all are children of kthreadd, pid 2).
             None if p.pid != 2 && p.ppid != 2 => {
@@ -114,9 +146,26 @@ fn sweep_tree(tree: &TreeId, at_least: u32) -> (Vec<ProcInfo>, Option<u32>) {
             None => {}
         }
     }
-    close_over_descendants(&infos, &mut selected);
-    let members = infos.into_iter().zip(selected).filter_map(|(p, sel)| sel.then_some(p));
-    (members.collect(), vanished)
+    close_over_descendants(&infos, &mut marks);
+    let mut members = vec![Vec::new(); trees.len()];
+    for (p, m) in infos.into_iter().zip(marks) {
+        if m != 0 {
+            members[m as usize - 1].push(p);
+        }
+    }
+    (members, vanished)
+}
+
+/// The mark of the tree whose marker `pid`'s environment holds, matched as a whole entry
+/// (0 for none); `None` if it has no environment to read.
+fn marker_in_environ(pid: u32, by_marker: &HashMap<&[u8], u32>) -> Option<u32> {
+    let environ = std::fs::read(format!("/proc/{pid}/environ")).ok().filter(|e| !e.is_empty())?;
+    let prefix = MARKER_VAR.as_bytes();
+    let found = environ
+        .split(|&b| b == 0)
+        .filter(|entry| entry.starts_with(prefix) && entry.get(prefix.len()) == Some(&b'='))
+        .find_map(|entry| by_marker.get(entry));
+    Some(found.copied().unwrap_or(0))
 }
 
 /// This binary's orphans: processes it did not start whose parent died, reparented to it as
@@ -147,7 +196,7 @@ pub(crate) fn orphans(since: u64, not_orphans: &[u32]) -> Vec<u32> {
 /// `/proc/self/task/*/children`: those lists skip entries while children come and go.)
 pub(crate) fn zombie_children(tree: &TreeId) -> Vec<ProcInfo> {
     let me = std::process::id();
-    let min_pid = if no_wrap_since(tree.leader, tree.forks_at_spawn) { tree.leader } else { 0 };
+    let min_pid = if PidCursor::now().no_wrap_since(tree) { tree.leader } else { 0 };
     let mut zombies = Vec::new();
     procfs::for_each_pid(min_pid, |pid| {
         if let Some(z) = procfs::zombie_info(pid) {
@@ -159,29 +208,46 @@ pub(crate) fn zombie_children(tree: &TreeId) -> Vec<ProcInfo> {
     zombies
 }
 
-/// Whether every process created since the leader was spawned has a larger pid than it.
-///
-/// Pids are handed out upwards from the last one given, skipping those in use, and wrap
-/// around at `pid_max`. Each fork moves that cursor up by one at least, so a cursor that went
-/// round and came back above the leader moved almost `pid_max` places while the system forked
-/// no more processes than the distance it now stands above the leader — possible only with
-/// nearly every pid in use, which we rule out. When in doubt, the answer is no and the caller
-/// reads every process. Were a wrap ever missed, a leftover would still be killed by the
-/// reaper when the binary exits.
-fn no_wrap_since(leader: u32, forks_at_spawn: Option<u64>) -> bool {
-    let read = |path: &str| std::fs::read_to_string(path).ok();
-    let (Some(then), Some(now)) = (forks_at_spawn, forks_since_boot()) else { return false };
-    let Some(last) =
-        read("/proc/sys/kernel/ns_last_pid").and_then(|s| s.trim().parse::<u64>().ok())
-    else {
-        return false;
-    };
-    // The fourth field of loadavg is "runnable/total" scheduling entities: the pids in use.
-    let in_use = read("/proc/loadavg")
-        .and_then(|s| s.split_whitespace().nth(3)?.split_once('/')?.1.parse::<u64>().ok())
-        .unwrap_or(u64::MAX);
-    let leader = u64::from(leader);
-    last >= leader && now.saturating_sub(then) <= last - leader + 1 && in_use < pid_max() / 2
+/// Where pid allocation stands now, to tell whether pids have wrapped around since a tree's
+/// leader was spawned; read once for any number of trees.
+struct PidCursor {
+    forks: Option<u64>,
+    last_pid: Option<u64>,
+    in_use: u64,
+}
+
+impl PidCursor {
+    fn now() -> PidCursor {
+        let read = |path: &str| std::fs::read_to_string(path).ok();
+        PidCursor {
+            forks: forks_since_boot(),
+            last_pid: read("/proc/sys/kernel/ns_last_pid").and_then(|s| s.trim().parse().ok()),
+            // The fourth field of loadavg is "runnable/total" scheduling entities: pids in use.
+            in_use: read("/proc/loadavg")
+                .and_then(|s| s.split_whitespace().nth(3)?.split_once('/')?.1.parse().ok())
+                .unwrap_or(u64::MAX),
+        }
+    }
+
+    /// Whether every process created since `tree`'s leader was spawned has a larger pid.
+    ///
+    /// Pids are handed out upwards from the last one given, skipping those in use, and wrap
+    /// around at `pid_max`. Each fork moves that cursor up by one at least, so a cursor that
+    /// went round and came back above the leader moved almost `pid_max` places while the
+    /// system forked no more processes than the distance it now stands above the leader —
+    /// possible only with nearly every pid in use, which we rule out. When in doubt, the
+    /// answer is no and the caller reads every process. Were a wrap ever missed, a leftover
+    /// would still be killed by the reaper when the binary exits.
+    fn no_wrap_since(&self, tree: &TreeId) -> bool {
+        let (Some(then), Some(now), Some(last)) = (tree.forks_at_spawn, self.forks, self.last_pid)
+        else {
+            return false;
+        };
+        let leader = u64::from(tree.leader);
+        last >= leader
+            && now.saturating_sub(then) <= last - leader + 1
+            && self.in_use < pid_max() / 2
+    }
 }
 
 /// How many processes (and threads) the system has forked since boot: `processes` in

@@ -13,18 +13,11 @@ use super::monitor::Monitor;
 use super::procfs::ProcInfo;
 use super::spawn::{self, Extras};
 use super::sweep::{self, TreeId, MARKER_VAR};
+use super::teardown::{self, KILL_WAIT};
 use super::{live, sockets, supervisor};
 use crate::command::{Command, Prepared};
 use crate::platform;
 use crate::signal::Signal;
-
-/// How long processes sent SIGKILL may take to die: at once, unless stuck in the kernel
-/// (uninterruptible sleep); a stop must never hang on them.
-const KILL_WAIT: Duration = Duration::from_secs(5);
-
-/// How long a kill signal other than SIGKILL is given before SIGKILL follows: the stop
-/// timeout is already spent, and a stop must not overrun it by more than this.
-const KILL_SIGNAL_GRACE: Duration = Duration::from_millis(100);
 
 /// How to end a tree when the test binary exits with it still running.
 #[derive(Debug, Clone, Copy)]
@@ -315,23 +308,30 @@ impl Tree {
     }
 
     pub(crate) fn members(&self) -> Vec<ProcInfo> {
-        let id = {
-            let mut id = self.id();
-            // Its exit was seen without a status: something else reaped the leader, and its
-            // number may already be a stranger's session or group.
-            if matches!(self.monitor.exit(), Some(None)) {
-                id.number_is_ours = false;
-            }
-            id.clone()
-        };
-        let members = sweep::tree_members(&id);
+        let members = sweep::tree_members(&self.current_id());
+        self.note_seen(&members);
+        members
+    }
+
+    /// What recognises the tree's members now.
+    pub(super) fn current_id(&self) -> TreeId {
+        let mut id = self.id();
+        // Its exit was seen without a status: something else reaped the leader, and its
+        // number may already be a stranger's session or group.
+        if matches!(self.monitor.exit(), Some(None)) {
+            id.number_is_ours = false;
+        }
+        id.clone()
+    }
+
+    /// Remembers the sessions and groups `members` were seen in (see `seen_sessions`).
+    pub(super) fn note_seen(&self, members: &[ProcInfo]) {
         let mut seen = self.seen_sessions.lock().unwrap_or_else(|p| p.into_inner());
         for number in members.iter().flat_map(|p| [p.sid, p.pgid]) {
             if !seen.contains(&number) {
                 seen.push(number);
             }
         }
-        members
     }
 
     fn any_member_alive(&self) -> bool {
@@ -344,102 +344,68 @@ impl Tree {
     }
 
     pub(crate) fn signal(&self, signal: Signal) {
-        let leader = self.leader();
+        self.signal_leader(signal);
+        self.signal_members(&self.members(), signal);
+    }
+
+    /// Signals the leader and its process group, while they are ours to signal by number.
+    pub(super) fn signal_leader(&self, signal: Signal) {
         if self.leader_is_ours() {
+            let leader = self.leader();
             match self.leader_fd() {
                 Some(fd) => drop(platform::pidfd_send_signal(fd, signal)),
                 None => drop(platform::kill(leader, signal)),
             }
             let _ = platform::kill_group(leader, signal);
         }
-        for member in self.members() {
-            if member.pid != leader {
-                signal_checked(member, signal);
-            }
+    }
+
+    /// Signals the swept `members` other than the leader, each unless its pid was reused.
+    pub(super) fn signal_members(&self, members: &[ProcInfo], signal: Signal) {
+        let leader = self.leader();
+        for &member in members.iter().filter(|p| p.pid != leader) {
+            signal_checked(member, signal);
         }
     }
 
-    /// Waits until every process of the tree has exited, or `deadline`.
-    pub(crate) fn wait_gone(&self, deadline: Instant) -> bool {
-        if !self.monitor.wait_exit_until(deadline) {
-            return false;
-        }
-        let leader = self.leader();
-        let mut pause = Duration::from_micros(200);
-        // Every member seen, until its pidfd says it exited: a process on its way out no
-        // longer shows its environment, so a sweep stops finding it by its marker before it
-        // is gone — and a stop that returned then would leave it running a moment longer.
-        let mut watched: Vec<(u32, OwnedFd)> = Vec::new();
-        loop {
-            let mut unwatched = false;
-            for member in self.members().into_iter().filter(|p| p.pid != leader) {
-                if !watched.iter().any(|(pid, _)| *pid == member.pid) {
-                    match platform::pidfd_open(member.pid) {
-                        Some(fd) => watched.push((member.pid, fd)),
-                        // No pidfds (Linux < 5.3): swept again until it is not found.
-                        None => unwatched = true,
-                    }
-                }
-            }
-            watched.retain(|(_, fd)| !readable_now(fd.as_fd()));
-            let group_alive =
-                !platform::HAS_PROCFS && self.leader_is_ours() && platform::group_exists(leader);
-            if watched.is_empty() && !unwatched && !group_alive {
-                return true;
-            }
-            let now = Instant::now();
-            if now >= deadline {
-                return false;
-            }
-            // Wait for any of them to exit; re-sweep at least every 100 ms for processes
-            // forked meanwhile.
-            let wait = (deadline - now).min(Duration::from_millis(100));
-            if watched.is_empty() {
-                std::thread::sleep(pause.min(wait));
-                pause = (pause * 2).min(Duration::from_millis(10));
-            } else {
-                let fds: Vec<_> = watched.iter().map(|(_, fd)| fd.as_fd()).collect();
-                let _ = platform::poll_readable(&fds, Some(wait));
-            }
-        }
+    /// Whether processes of the tree may remain that no sweep finds: without `/proc`, those
+    /// in the leader's process group.
+    pub(super) fn group_alive_unswept(&self) -> bool {
+        !platform::HAS_PROCFS && self.leader_is_ours() && platform::group_exists(self.leader())
     }
 
     /// `first`, up to `grace` for the tree to go, then `then` — and if `then` is not SIGKILL
     /// and the tree outlives it briefly, SIGKILL. True if it went within the grace period.
     pub(crate) fn terminate(&self, first: Signal, grace: Duration, then: Signal) -> bool {
-        // The grace period starts with the signal, not after the sweep that follows it.
-        let deadline = Instant::now().checked_add(grace);
-        self.signal(first);
-        if self.wait_gone(deadline.unwrap_or_else(far_future)) {
-            return true;
-        }
-        self.escalate(then);
-        false
+        let ending = teardown::Ending { tree: self, first, grace, then };
+        teardown::terminate(&[ending]) == [true]
     }
 
-    /// After the grace period: `then`, and SIGKILL if the tree ignores it.
-    pub(crate) fn escalate(&self, then: Signal) {
-        self.signal(then);
-        if then == Signal::SIGKILL {
-            self.wait_gone(Instant::now() + KILL_WAIT);
-        } else if !self.wait_gone(Instant::now() + KILL_SIGNAL_GRACE) {
-            self.signal(Signal::SIGKILL);
-            self.wait_gone(Instant::now() + KILL_WAIT);
-        }
-    }
-
-    /// Reaps the leader and forgets the tree everywhere. Idempotent.
+    /// Reaps the leader and the tree's dead orphans, and forgets the tree everywhere.
+    /// Idempotent.
     pub(crate) fn finish(self: &Arc<Self>) -> Option<ExitStatus> {
+        self.finish_reaping(true)
+    }
+
+    /// [`Tree::finish`] at the exit of the binary, which leaves its zombies to init: without
+    /// a pass over `/proc` per tree for them.
+    pub(super) fn finish_at_exit(self: &Arc<Self>) {
+        self.finish_reaping(false);
+    }
+
+    fn finish_reaping(self: &Arc<Self>, dead_orphans: bool) -> Option<ExitStatus> {
         let status = self.monitor.exit().flatten();
         if self.reaped.swap(true, Ordering::AcqRel) {
             return status;
         }
         let leader = self.leader();
+        if dead_orphans {
+            self.reap_dead_children();
+        }
         // Only an exit observed with its status is ours to reap: a lost status means something
         // else reaped the leader, and its pid may be another child of ours by now (waiting for
         // it would block until that one exits, and take its status). Through the pidfd, a
         // reap after the observation by someone else is answered ECHILD.
-        self.reap_dead_children();
         if matches!(self.monitor.exit(), Some(Some(_))) {
             let _ = platform::reap(leader, self.leader_fd());
         }
@@ -479,11 +445,6 @@ impl Tree {
             }
         }
     }
-}
-
-/// Whether a pidfd says its process exited.
-fn readable_now(fd: BorrowedFd<'_>) -> bool {
-    platform::poll_readable(&[fd], Some(Duration::ZERO)).is_ok_and(|r| r.first() == Some(&true))
 }
 
 /// An instant no deadline reaches: "no limit", for durations too large to add to now.

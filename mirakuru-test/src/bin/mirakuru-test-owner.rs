@@ -5,6 +5,8 @@
 //! - `hold`: waits forever (the test kills this program);
 //! - `leak`: forgets the executor (as a never-dropped static would be) and exits normally, so
 //!   only the exit hook can stop the service;
+//! - `leak:N`: starts N services, prints `started N` once all run, forgets them all and exits
+//!   normally: the exit hook stops N trees at once;
 //! - `panic-abort`: aborts the process, as a panic does under `panic = "abort"`;
 //! - `thread-hold`: starts the service from a thread that then exits, and waits forever: the
 //!   service must outlive the thread.
@@ -16,12 +18,14 @@ fn main() {
     let (mode, command) = match args.iter().position(|a| a == "--") {
         Some(i) if i == 1 && i + 1 < args.len() => (args[0].clone(), args[i + 1..].to_vec()),
         _ => {
-            eprintln!("usage: mirakuru-test-owner hold|leak|panic-abort|thread-hold -- COMMAND...");
+            eprintln!(
+                "usage: mirakuru-test-owner hold|leak|leak:N|panic-abort|thread-hold -- COMMAND..."
+            );
             std::process::exit(2);
         }
     };
     let start = move || {
-        let mut service = mirakuru::SimpleExecutor::new(command);
+        let mut service = mirakuru::SimpleExecutor::new(command.clone());
         if let Err(err) = service.start() {
             eprintln!("mirakuru-test-owner: {err}");
             std::process::exit(3);
@@ -29,9 +33,17 @@ fn main() {
         service
     };
     let service = if mode == "thread-hold" {
-        std::thread::spawn(start).join().expect("the starting thread")
+        std::thread::spawn(start.clone()).join().expect("the starting thread")
     } else {
         start()
+    };
+    let more = match mode.strip_prefix("leak:").map(str::parse::<usize>) {
+        Some(Ok(n)) => n.saturating_sub(1),
+        Some(Err(_)) => {
+            eprintln!("mirakuru-test-owner: leak:N takes a number");
+            std::process::exit(2);
+        }
+        None => 0,
     };
     let pid = service.pid().expect("a started service has a pid");
     println!("service {pid}");
@@ -42,6 +54,13 @@ fn main() {
         },
         "leak" => {
             std::mem::forget(service);
+        }
+        leak_many if leak_many.starts_with("leak:") => {
+            let others: Vec<_> = (0..more).map(|_| start()).collect();
+            println!("started {}", others.len() + 1);
+            std::io::stdout().flush().expect("stdout");
+            std::mem::forget(service);
+            std::mem::forget(others);
         }
         "panic-abort" => std::process::abort(),
         other => {

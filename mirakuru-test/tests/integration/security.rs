@@ -368,8 +368,8 @@ fn a_lock_directory_or_file_prepared_by_someone_else_is_refused() {
             assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
         }
     }
-    let spec = Spec::args("claimed", [service(), "--tcp".into(), port.to_string()])
-        .tcp(Port::Fixed(port));
+    let spec =
+        Spec::args("claimed", [service(), "--tcp".into(), port.to_string()]).tcp(Port::Fixed(port));
     let began = Instant::now();
     let err = Fixtures::try_start(vec![spec]).expect_err("refused");
     assert!(began.elapsed() < Duration::from_secs(5), "it did not wait");

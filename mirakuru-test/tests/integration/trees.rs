@@ -145,6 +145,35 @@ fn the_exit_hook_stops_a_leaked_executor_on_normal_exit() {
     tag.assert_none_left_within(Duration::from_secs(1));
 }
 
+/// The exit hook stopped leaked trees one after another, each with passes over `/proc` of its
+/// own: 250 took 5 s, 1,000 took 160 s. All are stopped together now, from shared passes.
+/// The bound is loose (the benchmark's goal is 2 s); it catches the quadratic hook.
+#[test]
+fn the_exit_hook_stops_a_thousand_leaked_executors_together() {
+    const LEAKED: usize = 1000;
+    let tag = Tag::new();
+    let mut owner = Command::new(bin_path("mirakuru-test-owner"))
+        .arg(format!("leak:{LEAKED}"))
+        .arg("--")
+        .arg(service())
+        .env(Tag::VAR, tag.value())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("owner");
+    let stdout = owner.stdout.take().expect("stdout");
+    let started = BufReader::new(stdout)
+        .lines()
+        .map_while(Result::ok)
+        .any(|line| line == format!("started {LEAKED}"));
+    let exiting = std::time::Instant::now();
+    let status = owner.wait().expect("owner exits by itself");
+    let took = exiting.elapsed();
+    tag.assert_none_left_within(Duration::from_secs(5));
+    assert!(started && status.success(), "the owner could not start {LEAKED} services: {status}");
+    eprintln!("exit hook: {LEAKED} leaked executors stopped in {took:?}");
+    assert!(took < Duration::from_secs(10), "the exit hook took {took:?} for {LEAKED} executors");
+}
+
 #[test]
 fn an_aborting_owner_leaves_nothing() {
     let tag = Tag::new();
