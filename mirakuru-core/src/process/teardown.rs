@@ -6,6 +6,7 @@
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::time::{Duration, Instant};
 
+use super::procfs::ProcInfo;
 use super::sweep::{self, TreeId};
 use super::tree::{far_future, Tree};
 use crate::platform;
@@ -34,103 +35,150 @@ pub(super) struct Ending<'a> {
 /// `then` — and if `then` is not SIGKILL and the tree outlives it briefly, SIGKILL. Says for
 /// each whether it went within its grace period.
 pub(super) fn terminate(endings: &[Ending<'_>]) -> Vec<bool> {
-    let trees: Vec<&Tree> = endings.iter().map(|e| e.tree).collect();
+    let mut teardown = Teardown {
+        trees: endings.iter().map(|e| e.tree).collect(),
+        state: endings.iter().map(|_| State::default()).collect(),
+    };
     let all: Vec<usize> = (0..endings.len()).collect();
     // The grace period starts with the signal, not after the sweep that follows it.
     let start = Instant::now();
     let deadlines: Vec<Instant> =
         endings.iter().map(|e| start.checked_add(e.grace).unwrap_or_else(far_future)).collect();
-    signal(&trees, &all, |i| endings[i].first);
-    let late = wait_gone(&trees, all, &deadlines);
+    teardown.signal(&all, |i| endings[i].first);
+    let late = teardown.wait_gone(all, &deadlines);
     let mut graceful = vec![true; endings.len()];
     late.iter().for_each(|&i| graceful[i] = false);
     if late.is_empty() {
         return graceful;
     }
-    signal(&trees, &late, |i| endings[i].then);
+    teardown.signal(&late, |i| endings[i].then);
     let now = Instant::now();
     let after_then = |e: &Ending<'_>| {
         now + if e.then == Signal::SIGKILL { KILL_WAIT } else { KILL_SIGNAL_GRACE }
     };
     let deadlines: Vec<Instant> = endings.iter().map(after_then).collect();
-    let stubborn: Vec<usize> = wait_gone(&trees, late, &deadlines)
-        .into_iter()
+    let stubborn: Vec<usize> = (teardown.wait_gone(late, &deadlines).into_iter())
         .filter(|&i| endings[i].then != Signal::SIGKILL)
         .collect();
     if !stubborn.is_empty() {
-        signal(&trees, &stubborn, |_| Signal::SIGKILL);
+        teardown.signal(&stubborn, |_| Signal::SIGKILL);
         let deadlines = vec![Instant::now() + KILL_WAIT; endings.len()];
-        wait_gone(&trees, stubborn, &deadlines);
+        teardown.wait_gone(stubborn, &deadlines);
     }
     graceful
 }
 
-/// Sends each tree of `which` its signal: leaders first, then — from one sweep — the members.
-fn signal(trees: &[&Tree], which: &[usize], signal_of: impl Fn(usize) -> Signal) {
-    for &i in which {
-        trees[i].signal_leader(signal_of(i));
+/// Trees being ended, and what is known of each.
+struct Teardown<'a> {
+    trees: Vec<&'a Tree>,
+    /// Indexed like `trees`.
+    state: Vec<State>,
+}
+
+/// What one tree's teardown has done so far.
+#[derive(Default)]
+struct State {
+    /// The signal the tree was sent last.
+    signal: Option<Signal>,
+    /// The processes that were sent it, with their start times.
+    signalled: Vec<(u32, u64)>,
+    /// pidfds of the members seen, until each exits.
+    watched: Vec<(u32, OwnedFd)>,
+}
+
+impl Teardown<'_> {
+    /// Sends each tree of `which` its signal: leaders first, then — from one sweep — the
+    /// members.
+    fn signal(&mut self, which: &[usize], signal_of: impl Fn(usize) -> Signal) {
+        for &i in which {
+            self.trees[i].signal_leader(signal_of(i));
+            self.state[i].signal = Some(signal_of(i));
+            self.state[i].signalled.clear();
+        }
+        let ids: Vec<TreeId> = which.iter().map(|&i| self.trees[i].current_id()).collect();
+        for (&i, members) in which.iter().zip(sweep::members_of_all(&ids)) {
+            self.trees[i].note_seen(&members);
+            self.trees[i].signal_members(&members, signal_of(i));
+            self.state[i].signalled.extend(members.iter().map(|p| (p.pid, p.start_time)));
+        }
     }
-    let ids: Vec<TreeId> = which.iter().map(|&i| trees[i].current_id()).collect();
-    for (&i, members) in which.iter().zip(sweep::members_of_all(&ids)) {
-        trees[i].note_seen(&members);
-        trees[i].signal_members(&members, signal_of(i));
+
+    /// Waits until every process of each tree of `pending` has exited, or the tree's deadline
+    /// (`deadlines` is indexed like `trees`). Returns the trees that outlived their deadline.
+    fn wait_gone(&mut self, pending: Vec<usize>, deadlines: &[Instant]) -> Vec<usize> {
+        let trees = &self.trees;
+        // Leaders first: their exits are reported by the supervisor at once. All were
+        // signalled together, so waiting for one after another takes as long as the slowest.
+        let (mut pending, mut late): (Vec<usize>, Vec<usize>) =
+            pending.into_iter().partition(|&i| trees[i].monitor.wait_exit_until(deadlines[i]));
+        let mut pause = Duration::from_micros(200);
+        while !pending.is_empty() {
+            let ids: Vec<TreeId> = pending.iter().map(|&i| trees[i].current_id()).collect();
+            let found = sweep::members_of_all(&ids);
+            let now = Instant::now();
+            let mut still = Vec::with_capacity(pending.len());
+            for (&i, members) in pending.iter().zip(found) {
+                if self.state[i].follow(trees[i], members) {
+                    continue;
+                }
+                if now >= deadlines[i] {
+                    late.push(i);
+                } else {
+                    still.push(i);
+                }
+            }
+            pending = still;
+            let Some(&next) = pending.iter().map(|&i| &deadlines[i]).min() else { break };
+            // Wait for any of them to exit; re-sweep at least every 100 ms for processes
+            // forked meanwhile.
+            let wait = next.saturating_duration_since(now).min(Duration::from_millis(100));
+            let fds: Vec<BorrowedFd<'_>> = (pending.iter())
+                .flat_map(|&i| self.state[i].watched.iter().map(|(_, fd)| fd.as_fd()))
+                .collect();
+            if fds.is_empty() {
+                std::thread::sleep(pause.min(wait));
+                pause = (pause * 2).min(Duration::from_millis(10));
+            } else {
+                let _ = platform::poll_readable(&fds, Some(wait));
+            }
+        }
+        late
     }
 }
 
-/// Waits until every process of each tree of `pending` has exited, or the tree's deadline
-/// (`deadlines` is indexed like `trees`). Returns the trees that outlived their deadline.
-fn wait_gone(trees: &[&Tree], pending: Vec<usize>, deadlines: &[Instant]) -> Vec<usize> {
-    // Leaders first: their exits are reported by the supervisor at once. All were signalled
-    // together, so waiting for one after another takes as long as the slowest.
-    let (mut pending, mut late): (Vec<usize>, Vec<usize>) =
-        pending.into_iter().partition(|&i| trees[i].monitor.wait_exit_until(deadlines[i]));
-    // Then every member seen, until its pidfd says it exited: a process on its way out no
-    // longer shows its environment, so a sweep stops finding it by its marker before it is
-    // gone — and a stop that returned then would leave it running a moment longer.
-    let mut watched: Vec<Vec<(u32, OwnedFd)>> = trees.iter().map(|_| Vec::new()).collect();
-    let mut pause = Duration::from_micros(200);
-    while !pending.is_empty() {
-        let ids: Vec<TreeId> = pending.iter().map(|&i| trees[i].current_id()).collect();
-        let found = sweep::members_of_all(&ids);
-        let now = Instant::now();
-        let mut still = Vec::with_capacity(pending.len());
-        for (&i, members) in pending.iter().zip(found) {
-            let tree = trees[i];
-            tree.note_seen(&members);
-            let leader = tree.leader();
-            // No pidfds (Linux < 5.3): swept again until it is not found.
-            let mut unwatched = false;
-            for member in members.into_iter().filter(|p| p.pid != leader) {
-                if !watched[i].iter().any(|(pid, _)| *pid == member.pid) {
-                    match platform::pidfd_open(member.pid) {
-                        Some(fd) => watched[i].push((member.pid, fd)),
-                        None => unwatched = true,
-                    }
+impl State {
+    /// Takes in the members a sweep found of `tree`, whose leader has exited; true once every
+    /// process of the tree is gone.
+    fn follow(&mut self, tree: &Tree, members: Vec<ProcInfo>) -> bool {
+        tree.note_seen(&members);
+        let leader = tree.leader();
+        // Members forked after the signal was sent never got it: they get it now. A service
+        // still starting up when its stop signal came may have taken it before it could act
+        // on it — nginx's master only looks at what its handler noted when it next wakes,
+        // from sigsuspend(2), and nothing wakes it: the workers it forks meanwhile sleep too.
+        // Their signal ends them, and their exits wake the master.
+        let newborn: Vec<ProcInfo> = (members.iter())
+            .filter(|p| p.pid != leader && !self.signalled.contains(&(p.pid, p.start_time)))
+            .copied()
+            .collect();
+        if let (Some(signal), false) = (self.signal, newborn.is_empty()) {
+            tree.signal_members(&newborn, signal);
+            self.signalled.extend(newborn.iter().map(|p| (p.pid, p.start_time)));
+        }
+        // Every member seen is followed until its pidfd says it exited: a process on its way
+        // out no longer shows its environment, so a sweep stops finding it by its marker
+        // before it is gone — and a stop that returned then would leave it running a moment
+        // longer. Without pidfds (Linux < 5.3) it is swept again until it is not found.
+        let mut unwatched = false;
+        for member in members.into_iter().filter(|p| p.pid != leader) {
+            if !self.watched.iter().any(|(pid, _)| *pid == member.pid) {
+                match platform::pidfd_open(member.pid) {
+                    Some(fd) => self.watched.push((member.pid, fd)),
+                    None => unwatched = true,
                 }
             }
-            watched[i].retain(|(_, fd)| !platform::readable_now(fd.as_fd()));
-            if watched[i].is_empty() && !unwatched && !tree.group_alive_unswept() {
-                continue;
-            }
-            if now >= deadlines[i] {
-                late.push(i);
-            } else {
-                still.push(i);
-            }
         }
-        pending = still;
-        let Some(&next_deadline) = pending.iter().map(|&i| &deadlines[i]).min() else { break };
-        // Wait for any of them to exit; re-sweep at least every 100 ms for processes forked
-        // meanwhile.
-        let wait = next_deadline.saturating_duration_since(now).min(Duration::from_millis(100));
-        let fds: Vec<BorrowedFd<'_>> =
-            pending.iter().flat_map(|&i| watched[i].iter().map(|(_, fd)| fd.as_fd())).collect();
-        if fds.is_empty() {
-            std::thread::sleep(pause.min(wait));
-            pause = (pause * 2).min(Duration::from_millis(10));
-        } else {
-            let _ = platform::poll_readable(&fds, Some(wait));
-        }
+        self.watched.retain(|(_, fd)| !platform::readable_now(fd.as_fd()));
+        self.watched.is_empty() && !unwatched && !tree.group_alive_unswept()
     }
-    late
 }
