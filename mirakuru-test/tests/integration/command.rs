@@ -293,6 +293,7 @@ mod bad_input {
     // every attempt until the timeout).
     #[test]
     fn nul_in_a_pid_file_path() {
+        // bad-input catalogue #48
         let probe = Probe::new();
         refused(
             mirakuru::PidExecutor::new(probe.argv(), "/tmp/a\0b.pid").into_inner(),
@@ -304,6 +305,7 @@ mod bad_input {
 
     #[test]
     fn nul_in_a_unix_socket_path() {
+        // bad-input catalogue #49
         let probe = Probe::new();
         refused(
             mirakuru::UnixSocketExecutor::new(probe.argv(), "/tmp/a\0b.sock").into_inner(),
@@ -315,6 +317,7 @@ mod bad_input {
 
     #[test]
     fn nul_in_a_file_check_path() {
+        // bad-input catalogue #50
         let probe = Probe::new();
         refused(
             mirakuru::Executor::new(probe.argv(), mirakuru::ready::file("/tmp/a\0b")),
@@ -327,6 +330,7 @@ mod bad_input {
     /// An empty banner would match at once.
     #[test]
     fn empty_banner() {
+        // bad-input catalogue #51
         let probe = Probe::new();
         refused(
             mirakuru::OutputExecutor::new(probe.argv(), "").into_inner(),
