@@ -42,7 +42,7 @@ const EXIT_CODE: i32 = 42;
 fn usage() -> ! {
     eprintln!(
         "usage: mirakuru-test-scenario return|panic|exit|wait per-test|shared \
-         plain|daemon|ignore-term|grandchildren"
+         plain|daemon|ignore-term|grandchildren|pid-daemon|redis-daemon|probe-child"
     );
     std::process::exit(2)
 }
