@@ -8,8 +8,8 @@ use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::process::ExitStatus;
 use std::time::Instant;
 
+use super::handle::Process;
 use super::sweep;
-use super::tree::Process;
 use crate::platform;
 
 /// When the service became ready, and what tells whether it still runs.

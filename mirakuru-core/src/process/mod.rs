@@ -6,7 +6,8 @@
 //! | `spawn.rs` | a checked command becomes a spawn: one `pre_exec` for services and probes |
 //! | `supervisor.rs` | the one thread that spawns everything and drains output, sees exits |
 //! | `monitor.rs` | what the supervisor saw of one process: output and exit |
-//! | `tree.rs` | a spawned tree as one unit: signal, adopt, reap |
+//! | `handle.rs` | the executor's handle on a service: spawn, adopt, port owner, end |
+//! | `tree.rs` | a spawned tree as one unit: its members, signalled, reaped |
 //! | `teardown.rs` | ending trees: signal, grace period, escalation; one or all at once |
 //! | `liveness.rs` | after ready: which process is the service, and whether it still runs |
 //! | `sweep.rs` | the members of trees, found in `/proc`; the binary's orphans |
@@ -18,6 +19,7 @@
 //! | `live.rs`, `at_exit.rs` | what is stopped when the binary exits normally |
 
 mod at_exit;
+mod handle;
 mod live;
 mod liveness;
 mod monitor;
@@ -33,12 +35,13 @@ mod teardown;
 mod tree;
 
 pub(crate) use at_exit::at_exit;
+pub(crate) use handle::{PortOwner, Process};
 pub(crate) use liveness::{Liveness, Survivors};
 pub(crate) use monitor::Monitor;
 pub(crate) use run_dir::private_dir;
 pub(crate) use sockets::listeners_of;
 pub(crate) use spawn::{new_marker, Extras};
-pub(crate) use tree::{far_future, PortOwner, Process, StopPlan};
+pub(crate) use tree::{far_future, StopPlan};
 
 /// The `std::process::Command` of a readiness probe: built like a service's, so it runs in a
 /// session of its own, dies with the test and carries an owner marker for the reaper.

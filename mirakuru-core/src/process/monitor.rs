@@ -4,7 +4,7 @@
 use std::io;
 use std::os::fd::BorrowedFd;
 use std::process::ExitStatus;
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
 use std::time::Instant;
 
 use crate::output::{Capture, Output, Stream, Unsearched};
@@ -15,6 +15,9 @@ pub(crate) struct Monitor {
     state: Mutex<State>,
     changed: Condvar,
     wake: WakePipe,
+    /// Wakes the supervisor's loop, which reads the process's streams: set when the process
+    /// is handed to it.
+    supervisor: OnceLock<Arc<WakePipe>>,
 }
 
 #[derive(Debug)]
@@ -51,7 +54,21 @@ impl Monitor {
             }),
             changed: Condvar::new(),
             wake: WakePipe::new()?,
+            supervisor: OnceLock::new(),
         }))
+    }
+
+    /// The supervisor whose loop `wake` wakes takes the process on.
+    pub(crate) fn served_by(&self, wake: Arc<WakePipe>) {
+        let _ = self.supervisor.set(wake);
+    }
+
+    /// Tells the supervisor to read the streams again: a stream it stopped reading (its
+    /// queue was full) may be read again.
+    fn wake_supervisor(&self) {
+        if let Some(wake) = self.supervisor.get() {
+            wake.wake();
+        }
     }
 
     /// The state, also after a panic elsewhere: it holds plain data that stays consistent.
@@ -113,7 +130,7 @@ impl Monitor {
     pub(crate) fn take_unsearched(&self, stream: Stream, id: usize, max: usize) -> Unsearched {
         let got = self.lock().capture(stream).take_unsearched(id, max);
         if got.was_full {
-            super::supervisor::wake();
+            self.wake_supervisor();
         }
         got
     }
@@ -121,7 +138,7 @@ impl Monitor {
     /// Queues nothing more for watch `id` of `stream` (it found its banner).
     pub(crate) fn end_watch(&self, stream: Stream, id: usize) {
         self.lock().capture(stream).end_watch(id);
-        super::supervisor::wake();
+        self.wake_supervisor();
     }
 
     /// Queues nothing more for any watch: the start is over, the output is only drained.
@@ -131,7 +148,7 @@ impl Monitor {
             state.stdout.end_watches();
             state.stderr.end_watches();
         }
-        super::supervisor::wake();
+        self.wake_supervisor();
     }
 
     /// Readable when something changed since the last [`Monitor::clear_wake`].

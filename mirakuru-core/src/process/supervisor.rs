@@ -54,13 +54,6 @@ pub(crate) struct Supervisor {
 static SUPERVISOR: OnceLock<Supervisor> = OnceLock::new();
 static STARTING: Mutex<()> = Mutex::new(());
 
-/// Wakes the supervisor's loop, if it runs: a stream it stopped reading may be read again.
-pub(crate) fn wake() {
-    if let Some(supervisor) = SUPERVISOR.get() {
-        supervisor.wake.wake();
-    }
-}
-
 /// The supervisor, started on first use. A failure to start it is not remembered: it is
 /// usually a passing lack of resources (EMFILE), and the next start tries again.
 pub(crate) fn get() -> io::Result<&'static Supervisor> {
@@ -104,6 +97,7 @@ impl Supervisor {
         monitor: Arc<Monitor>,
     ) -> io::Result<Spawned> {
         let (reply, answer) = mpsc::sync_channel(1);
+        monitor.served_by(Arc::clone(&self.wake));
         self.send(Request::Spawn(Box::new(cmd), monitor, reply))?;
         answer.recv().map_err(|_| io::Error::other("the mirakuru supervisor thread is gone"))?
     }

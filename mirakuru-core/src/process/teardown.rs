@@ -8,13 +8,9 @@ use std::time::{Duration, Instant};
 
 use super::procfs::ProcInfo;
 use super::sweep::{self, TreeId};
-use super::tree::{far_future, Tree};
+use super::tree::{far_future, Tree, KILL_WAIT};
 use crate::platform;
 use crate::signal::Signal;
-
-/// How long processes sent SIGKILL may take to die: at once, unless stuck in the kernel
-/// (uninterruptible sleep); a stop must never hang on them.
-pub(super) const KILL_WAIT: Duration = Duration::from_secs(5);
 
 /// How long a kill signal other than SIGKILL is given before SIGKILL follows: the stop
 /// timeout is already spent, and a stop must not overrun it by more than this.
@@ -84,6 +80,15 @@ struct State {
     signalled: Vec<(u32, u64)>,
     /// pidfds of the members seen, until each exits.
     watched: Vec<(u32, OwnedFd)>,
+    /// Members born after the signal was sent, and when they are sent it again.
+    newborn: Vec<(u32, u64)>,
+    resend: Option<Resend>,
+}
+
+/// When members born after the signal get it again: at growing intervals.
+struct Resend {
+    at: Instant,
+    gap: Duration,
 }
 
 impl Teardown<'_> {
@@ -92,13 +97,20 @@ impl Teardown<'_> {
     fn signal(&mut self, which: &[usize], signal_of: impl Fn(usize) -> Signal) {
         for &i in which {
             self.trees[i].signal_leader(signal_of(i));
-            self.state[i].signal = Some(signal_of(i));
-            self.state[i].signalled.clear();
+            let state = &mut self.state[i];
+            state.signal = Some(signal_of(i));
+            state.signalled.clear();
+            state.newborn.clear();
+            state.resend = None;
         }
         let ids: Vec<TreeId> = which.iter().map(|&i| self.trees[i].current_id()).collect();
         for (&i, members) in which.iter().zip(sweep::members_of_all(&ids)) {
             self.trees[i].note_seen(&members);
-            self.trees[i].signal_members(&members, signal_of(i));
+            // Followed from now on: one that exits at once may already be past being found
+            // by its marker in the next sweep (its environment goes before its exit shows),
+            // and had it been a child of ours, the stop would end before it is a zombie to reap.
+            let fds = self.trees[i].signal_members(&members, signal_of(i));
+            self.state[i].watch(fds);
             self.state[i].signalled.extend(members.iter().map(|p| (p.pid, p.start_time)));
         }
     }
@@ -118,7 +130,7 @@ impl Teardown<'_> {
             let now = Instant::now();
             let mut still = Vec::with_capacity(pending.len());
             for (&i, members) in pending.iter().zip(found) {
-                if self.state[i].follow(trees[i], members) {
+                if self.state[i].follow(trees[i], members, now) {
                     continue;
                 }
                 if now >= deadlines[i] {
@@ -128,7 +140,9 @@ impl Teardown<'_> {
                 }
             }
             pending = still;
-            let Some(&next) = pending.iter().map(|&i| &deadlines[i]).min() else { break };
+            let resends = pending.iter().filter_map(|&i| self.state[i].resend.as_ref());
+            let next = (pending.iter().map(|&i| deadlines[i])).chain(resends.map(|r| r.at)).min();
+            let Some(next) = next else { break };
             // Wait for any of them to exit; re-sweep at least every 100 ms for processes
             // forked meanwhile.
             let wait = next.saturating_duration_since(now).min(Duration::from_millis(100));
@@ -149,21 +163,11 @@ impl Teardown<'_> {
 impl State {
     /// Takes in the members a sweep found of `tree`, whose leader has exited; true once every
     /// process of the tree is gone.
-    fn follow(&mut self, tree: &Tree, members: Vec<ProcInfo>) -> bool {
+    fn follow(&mut self, tree: &Tree, members: Vec<ProcInfo>, now: Instant) -> bool {
         tree.note_seen(&members);
         let leader = tree.leader();
-        // Members forked after the signal was sent never got it: they get it now. A service
-        // still starting up when its stop signal came may have taken it before it could act
-        // on it — nginx's master only looks at what its handler noted when it next wakes,
-        // from sigsuspend(2), and nothing wakes it: the workers it forks meanwhile sleep too.
-        // Their signal ends them, and their exits wake the master.
-        let newborn: Vec<ProcInfo> = (members.iter())
-            .filter(|p| p.pid != leader && !self.signalled.contains(&(p.pid, p.start_time)))
-            .copied()
-            .collect();
-        if let (Some(signal), false) = (self.signal, newborn.is_empty()) {
-            tree.signal_members(&newborn, signal);
-            self.signalled.extend(newborn.iter().map(|p| (p.pid, p.start_time)));
+        if let Some(signal) = self.signal {
+            self.signal_newborn(tree, &members, signal, now);
         }
         // Every member seen is followed until its pidfd says it exited: a process on its way
         // out no longer shows its environment, so a sweep stops finding it by its marker
@@ -181,4 +185,50 @@ impl State {
         self.watched.retain(|(_, fd)| !platform::readable_now(fd.as_fd()));
         self.watched.is_empty() && !unwatched && !tree.group_alive_unswept()
     }
+
+    /// Follows the processes of `fds` until they exit (see [`State::follow`]).
+    fn watch(&mut self, fds: Vec<(u32, OwnedFd)>) {
+        for (pid, fd) in fds {
+            if !self.watched.iter().any(|(p, _)| *p == pid) {
+                self.watched.push((pid, fd));
+            }
+        }
+    }
+
+    /// Sends `signal` to the members forked after it was sent, which never got it — and again
+    /// at growing intervals while they live. A service still starting up when its stop signal
+    /// came may take it and not act on it: nginx's master notes a SIGTERM in its handler and
+    /// looks at the note only when sigsuspend(2) next returns; the worker it forks meanwhile
+    /// inherits the note and looks at it only when epoll_wait(2) returns — nothing wakes
+    /// either, and the stop would sit out its whole timeout. A signal that reaches the worker
+    /// in epoll_wait ends it, and its exit wakes the master. Processes that were there when
+    /// the signal was sent get it once.
+    fn signal_newborn(&mut self, tree: &Tree, members: &[ProcInfo], signal: Signal, now: Instant) {
+        let leader = tree.leader();
+        let born: Vec<ProcInfo> = (members.iter())
+            .filter(|p| p.pid != leader && !self.signalled.contains(&(p.pid, p.start_time)))
+            .copied()
+            .collect();
+        if !born.is_empty() {
+            let fds = tree.signal_members(&born, signal);
+            self.watch(fds);
+            let ids = born.iter().map(|p| (p.pid, p.start_time));
+            self.signalled.extend(ids.clone());
+            self.newborn.extend(ids);
+            self.resend.get_or_insert(Resend { at: now + FIRST_RESEND, gap: FIRST_RESEND });
+        }
+        let Some(resend) = self.resend.as_mut().filter(|r| now >= r.at) else { return };
+        let living: Vec<ProcInfo> = (members.iter())
+            .filter(|p| !born.contains(p) && self.newborn.contains(&(p.pid, p.start_time)))
+            .copied()
+            .collect();
+        let _ = tree.signal_members(&living, signal);
+        resend.gap = (resend.gap * 2).min(LAST_RESEND);
+        resend.at = now + resend.gap;
+    }
 }
+
+/// The first interval after which members born after the signal get it again, and the
+/// longest: it doubles from one to the other.
+const FIRST_RESEND: Duration = Duration::from_millis(10);
+const LAST_RESEND: Duration = Duration::from_secs(1);

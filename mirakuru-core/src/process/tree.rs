@@ -1,23 +1,22 @@
-//! A running process tree as one unit: spawned through the supervisor, signalled as a whole
-//! (group, session, marked and adopted processes and their descendants), torn down with a
-//! grace period and escalation, and reaped.
+//! A running process tree as one unit: its members (group, session, marked and adopted
+//! processes and their descendants), signalled as a whole, and reaped.
 
-use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
-use std::process::{ChildStdin, ExitStatus};
+use std::process::ExitStatus;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use super::monitor::Monitor;
 use super::procfs::ProcInfo;
-use super::spawn::{self, Extras};
-use super::sweep::{self, TreeId, MARKER_VAR};
-use super::teardown::{self, KILL_WAIT};
-use super::{live, sockets, supervisor};
-use crate::command::{Command, Prepared};
+use super::supervisor;
+use super::sweep::{self, TreeId};
 use crate::platform;
 use crate::signal::Signal;
+
+/// How long processes sent SIGKILL may take to die: at once, unless stuck in the kernel
+/// (uninterruptible sleep); a stop must never hang on them.
+pub(super) const KILL_WAIT: Duration = Duration::from_secs(5);
 
 /// How to end a tree when the test binary exits with it still running.
 #[derive(Debug, Clone, Copy)]
@@ -33,7 +32,7 @@ pub(crate) struct Tree {
     id: Mutex<TreeId>,
     pub(crate) monitor: Arc<Monitor>,
     pub(crate) plan: StopPlan,
-    supervisor_id: u64,
+    pub(super) supervisor_id: u64,
     reaped: AtomicBool,
     /// The sessions and groups members were seen in: the orphans this binary inherits (as a
     /// subreaper) from them are the tree's, and are reaped once they died, so that no zombie
@@ -44,241 +43,32 @@ pub(crate) struct Tree {
     leader_fd: Option<OwnedFd>,
 }
 
-/// A spawned, not yet reaped process tree.
-#[derive(Debug)]
-pub(crate) struct Process {
-    pub(crate) pid: u32,
-    pub(crate) spawned_at: Instant,
-    tree: Arc<Tree>,
-    /// Held open for `Stdin::Open`; closed when the process is dropped.
-    _stdin: Option<ChildStdin>,
-}
-
-/// Who holds a TCP port.
-#[derive(Debug, Clone, Copy)]
-pub(crate) enum PortOwner {
-    /// A process of the service's tree.
-    Service,
-    /// A process that is not the service's.
-    Foreign(u16),
-    /// Nothing listens on the port.
-    Nobody(u16),
-}
-
-/// How a tree ended.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Ended {
-    /// How the leader ended (`None` if its status was lost).
-    pub(crate) status: Option<ExitStatus>,
-    /// Whether the tree ended within the grace period, without escalation.
-    pub(crate) graceful: bool,
-}
-
-impl Process {
-    /// Spawns `prepared` as described by `command`, from the supervisor thread.
-    pub(crate) fn spawn(
-        command: &Command,
-        prepared: &Prepared,
-        extras: &Extras,
+impl Tree {
+    /// The tree of a process just spawned, and known to the supervisor as `supervisor_id`.
+    pub(super) fn new(
+        id: TreeId,
         monitor: Arc<Monitor>,
         plan: StopPlan,
-    ) -> io::Result<Process> {
-        let marker = spawn::new_marker()?;
-        let cmd = spawn::build(command, prepared, extras, &marker)?;
-        // Before the spawn: the count must not include the service's own forks.
-        let forks_at_spawn = sweep::forks_since_boot();
-        let supervisor = supervisor::get()?;
-        // Only our own processes are ever considered. Root owns them all: its services may
-        // run as another user (`Executor::user`), and their workers too (nginx's `nobody`).
-        let me = platform::geteuid();
-        let uids = if me == 0 { Vec::new() } else { vec![me] };
-        let spawned_at = Instant::now();
-        let spawned = supervisor.spawn(cmd, Arc::clone(&monitor))?;
-        // Opened first: the leader is our unreaped child, so the pid still names it.
-        let leader_fd = platform::pidfd_open(spawned.pid);
-        let leader_start = sweep::start_time(spawned.pid).unwrap_or(0);
-        supervisor.tell_reaper(|r| r.watch_session(spawned.pid, leader_start));
-        let service_uid = prepared.user.map_or(me, |(uid, _)| uid);
-        let id = TreeId {
-            service_uid,
-            leader: spawned.pid,
-            leader_start,
-            number_is_ours: true,
-            marker_entry: format!("{MARKER_VAR}={marker}").into_bytes(),
-            uids,
-            forks_at_spawn,
-            adopted: Vec::new(),
-        };
-        let tree = Arc::new(Tree {
+        supervisor_id: u64,
+        leader_fd: Option<OwnedFd>,
+    ) -> Tree {
+        Tree {
             id: Mutex::new(id),
             monitor,
             plan,
-            supervisor_id: spawned.id,
+            supervisor_id,
             reaped: AtomicBool::new(false),
             seen_sessions: Mutex::new(Vec::new()),
             leader_fd,
-        });
-        live::register(Arc::clone(&tree));
-        Ok(Process { pid: spawned.pid, spawned_at, tree, _stdin: spawned.stdin })
-    }
-
-    pub(crate) fn monitor(&self) -> &Arc<Monitor> {
-        &self.tree.monitor
-    }
-
-    /// Counts `pid` as part of the tree (a daemon the service reported in its pid file or with
-    /// `MAINPID=`, the owner of its port), as long as it keeps its current start time. Only a
-    /// process of the tree, or one of the service's own user started after it, is adopted:
-    /// what the service names, `stop()` signals, and a service running as another user must
-    /// not make the test signal a process that user could not (root's, another user's).
-    /// The error says why not.
-    pub(crate) fn try_adopt(&self, pid: u32) -> Result<(), String> {
-        let start = sweep::start_time(pid).ok_or("it is not running")?;
-        let (leader_start, service_uid) = {
-            let id = self.tree.id();
-            (id.leader_start, id.service_uid)
-        };
-        if start < leader_start {
-            return Err("it started before the service, which cannot have started it".into());
-        }
-        let in_tree = self.tree.members().iter().any(|p| p.pid == pid);
-        if !in_tree && platform::HAS_PROCFS {
-            match sweep::owner_uid(pid) {
-                Some(uid) if uid == service_uid => {}
-                Some(uid) => {
-                    return Err(format!(
-                        "it is not a process of the service, and belongs to uid {uid}, not to \
-                         the service's user (uid {service_uid})"
-                    ))
-                }
-                None => return Err("it is not running".into()),
-            }
-        }
-        let mut id = self.tree.id();
-        if !id.adopted.iter().any(|&(p, _)| p == pid) {
-            id.adopted.push((pid, start));
-            // Whatever stop() would stop, the reaper must kill if the binary dies.
-            if let Ok(supervisor) = supervisor::get() {
-                supervisor.tell_reaper(|r| r.adopt(pid, start));
-            }
-        }
-        Ok(())
-    }
-
-    /// [`Process::try_adopt`], as a yes or no.
-    pub(crate) fn adopt(&self, pid: u32) -> bool {
-        self.try_adopt(pid).is_ok()
-    }
-
-    /// Who holds TCP `port` (in this binary's network namespace). A listener among this
-    /// binary's orphans — a daemon that left the service's session, reparented to this binary
-    /// (it is a child subreaper, see `supervisor.rs`) — is the service's: it is adopted, so
-    /// that it is stopped with the service and by the reaper.
-    pub(crate) fn port_owner(&self, port: u16) -> PortOwner {
-        let inodes = sockets::listening_on(port);
-        if inodes.is_empty() {
-            return PortOwner::Nobody(port);
-        }
-        let holder = |pids: &[u32]| {
-            sockets::listeners_of(pids)
-                .into_iter()
-                .find(|l| inodes.contains(&l.inode))
-                .map(|l| l.pid)
-        };
-        // Most servers listen in the process that was spawned: asked first, without a sweep.
-        if holder(&[self.pid]).is_some() || holder(&self.tree_pids()).is_some() {
-            return PortOwner::Service;
-        }
-        match holder(&self.orphans()) {
-            Some(pid) if self.adopt(pid) => PortOwner::Service,
-            _ => PortOwner::Foreign(port),
         }
     }
 
-    /// This binary's orphans (as a subreaper) started since the leader: daemons services left
-    /// behind, this one's perhaps.
-    pub(crate) fn orphans(&self) -> Vec<u32> {
-        let mut children = live::owned();
-        if let Ok(supervisor) = supervisor::get() {
-            children.extend(supervisor.reaper_pid());
-        }
-        sweep::orphans(self.tree.leader_start(), &children)
+    /// Whether [`Tree::finish`] ran.
+    pub(super) fn finished(&self) -> bool {
+        self.reaped.load(Ordering::Acquire)
     }
 
-    /// Takes in what the process has written so far (see `Supervisor::drain`).
-    pub(crate) fn drain_output(&self) {
-        if let Ok(supervisor) = supervisor::get() {
-            supervisor.drain(self.tree.supervisor_id);
-        }
-    }
-
-    /// How the leader exited, if it has — asked of the kernel when the supervisor has not
-    /// recorded the exit yet, so that a caller who saw the process die is never told it runs.
-    pub(crate) fn exit_now(&self) -> Option<Option<ExitStatus>> {
-        if let Some(exit) = self.tree.monitor.exit() {
-            return Some(exit);
-        }
-        match platform::exit_status_nowait(self.pid, self.tree.leader_fd()) {
-            Ok(Some(status)) => Some(Some(status)),
-            _ => None,
-        }
-    }
-
-    /// Whether the leader still runs.
-    pub(crate) fn leader_running(&self) -> bool {
-        self.exit_now().is_none()
-    }
-
-    /// Whether any process of the tree still runs.
-    pub(crate) fn alive(&self) -> bool {
-        self.leader_running() || self.tree.any_member_alive()
-    }
-
-    /// The pids of the processes of the tree that run now, the leader first if it runs.
-    pub(crate) fn tree_pids(&self) -> Vec<u32> {
-        let mut pids: Vec<u32> = self.tree.members().iter().map(|p| p.pid).collect();
-        pids.sort_by_key(|&p| p != self.pid);
-        pids
-    }
-
-    /// pidfds of the processes of the tree other than the leader, to wait for their exits.
-    pub(crate) fn member_pidfds(&self) -> Vec<OwnedFd> {
-        self.tree
-            .members()
-            .into_iter()
-            .filter(|p| p.pid != self.pid)
-            .filter_map(|p| platform::pidfd_open(p.pid))
-            .collect()
-    }
-
-    /// Sends `signal` to every process of the tree.
-    pub(crate) fn signal(&self, signal: Signal) {
-        self.tree.signal(signal);
-    }
-
-    /// Stops the tree: `first` to every process, up to `grace` for all of them to exit, then
-    /// `then` (and, if even that is ignored, SIGKILL). Reaps the leader and returns how it
-    /// ended, and whether the tree ended within the grace period.
-    pub(crate) fn terminate(self, first: Signal, grace: Duration, then: Signal) -> Ended {
-        let graceful = self.tree.terminate(first, grace, then);
-        let status = self.tree.finish();
-        Ended { status, graceful }
-    }
-}
-
-impl Drop for Process {
-    /// A `Process` is consumed by [`Process::terminate`]; one dropped otherwise (a panic in
-    /// the middle of a start) must not leave its tree behind.
-    fn drop(&mut self) {
-        if !self.tree.reaped.load(Ordering::Acquire) {
-            self.tree.terminate(Signal::SIGKILL, Duration::from_secs(5), Signal::SIGKILL);
-            self.tree.finish();
-        }
-    }
-}
-
-impl Tree {
-    fn id(&self) -> MutexGuard<'_, TreeId> {
+    pub(super) fn id(&self) -> MutexGuard<'_, TreeId> {
         self.id.lock().unwrap_or_else(|p| p.into_inner())
     }
 
@@ -286,7 +76,7 @@ impl Tree {
         self.id().leader
     }
 
-    fn leader_start(&self) -> u64 {
+    pub(super) fn leader_start(&self) -> u64 {
         self.id().leader_start
     }
 
@@ -303,7 +93,7 @@ impl Tree {
             && platform::exit_status_nowait(self.leader(), self.leader_fd()).is_ok()
     }
 
-    fn leader_fd(&self) -> Option<BorrowedFd<'_>> {
+    pub(super) fn leader_fd(&self) -> Option<BorrowedFd<'_>> {
         self.leader_fd.as_ref().map(AsFd::as_fd)
     }
 
@@ -334,7 +124,7 @@ impl Tree {
         }
     }
 
-    fn any_member_alive(&self) -> bool {
+    pub(super) fn any_member_alive(&self) -> bool {
         let leader = self.leader();
         if platform::HAS_PROCFS {
             self.members().iter().any(|p| p.pid != leader)
@@ -361,24 +151,22 @@ impl Tree {
     }
 
     /// Signals the swept `members` other than the leader, each unless its pid was reused.
-    pub(super) fn signal_members(&self, members: &[ProcInfo], signal: Signal) {
+    /// Returns the pidfds of those it signalled through one, to wait for their exits with.
+    pub(super) fn signal_members(
+        &self,
+        members: &[ProcInfo],
+        signal: Signal,
+    ) -> Vec<(u32, OwnedFd)> {
         let leader = self.leader();
-        for &member in members.iter().filter(|p| p.pid != leader) {
-            signal_checked(member, signal);
-        }
+        (members.iter().filter(|p| p.pid != leader))
+            .filter_map(|&member| Some((member.pid, signal_checked(member, signal)?)))
+            .collect()
     }
 
     /// Whether processes of the tree may remain that no sweep finds: without `/proc`, those
     /// in the leader's process group.
     pub(super) fn group_alive_unswept(&self) -> bool {
         !platform::HAS_PROCFS && self.leader_is_ours() && platform::group_exists(self.leader())
-    }
-
-    /// `first`, up to `grace` for the tree to go, then `then` — and if `then` is not SIGKILL
-    /// and the tree outlives it briefly, SIGKILL. True if it went within the grace period.
-    pub(crate) fn terminate(&self, first: Signal, grace: Duration, then: Signal) -> bool {
-        let ending = teardown::Ending { tree: self, first, grace, then };
-        teardown::terminate(&[ending]) == [true]
     }
 
     /// Reaps the leader and the tree's dead orphans, and forgets the tree everywhere.
@@ -417,7 +205,6 @@ impl Tree {
                 adopted.into_iter().for_each(|pid| r.forget_process(pid));
             });
         }
-        live::unregister(self);
         status
     }
 }
@@ -454,18 +241,22 @@ pub(crate) fn far_future() -> Instant {
     now.checked_add(Duration::from_secs(1 << 30)).unwrap_or(now)
 }
 
-/// Signals a swept process unless its pid now names another process.
-fn signal_checked(member: ProcInfo, signal: Signal) {
+/// Signals a swept process unless its pid now names another process; returns the pidfd it
+/// was signalled through, which names that very process.
+fn signal_checked(member: ProcInfo, signal: Signal) -> Option<OwnedFd> {
     match platform::pidfd_open(member.pid) {
         Some(fd) => {
-            if sweep::start_time(member.pid) == Some(member.start_time) {
-                let _ = platform::pidfd_send_signal(fd.as_fd(), signal);
+            if sweep::start_time(member.pid) != Some(member.start_time) {
+                return None;
             }
+            let _ = platform::pidfd_send_signal(fd.as_fd(), signal);
+            Some(fd)
         }
         None => {
             if !platform::HAS_PROCFS || sweep::start_time(member.pid) == Some(member.start_time) {
                 let _ = platform::kill(member.pid, signal);
             }
+            None
         }
     }
 }

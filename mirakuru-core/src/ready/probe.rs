@@ -213,6 +213,18 @@ impl Prober {
         self.last.clone()
     }
 
+    /// The answer says ready; so is the service, unless its port is held by another process.
+    fn confirm(&mut self, cx: &mut Context<'_>, why: String) -> Step {
+        match self.target.port().map(|port| self.owner.confirm(cx, port)) {
+            None | Some(Confirmed::Yes) => Step::Ready(why),
+            Some(Confirmed::Taken(why)) => {
+                self.last = Some(why.clone());
+                Step::Failed(why)
+            }
+            Some(Confirmed::NotYet(not_yet)) => self.again(cx, format!("{why}, but {not_yet}")),
+        }
+    }
+
     /// One step: starts a conversation if none runs, reads what arrived, and asks to be
     /// woken for the rest or for the next attempt.
     pub(crate) fn poll(
@@ -251,16 +263,7 @@ impl Prober {
                     let _ = conn.write_all(&bytes);
                 }
                 self.current = None;
-                match self.target.port().map(|port| self.owner.confirm(cx, port)) {
-                    None | Some(Confirmed::Yes) => Step::Ready(why),
-                    Some(Confirmed::Taken(why)) => {
-                        self.last = Some(why.clone());
-                        Step::Failed(why)
-                    }
-                    Some(Confirmed::NotYet(not_yet)) => {
-                        self.again(cx, format!("{why}, but {not_yet}"))
-                    }
-                }
+                self.confirm(cx, why)
             }
             Verdict::Failed(why) => {
                 self.current = None;

@@ -43,7 +43,8 @@ fn rss_kib() -> u64 {
         .unwrap_or(0)
 }
 
-/// Children of this process that have exited and were never reaped.
+/// Children of this process that have exited and were never reaped; each is described on a
+/// `zombie: ` line of stderr (its `/proc/<pid>/stat`), to tell which process it was.
 fn zombies() -> usize {
     let me = std::process::id().to_string();
     let Ok(dir) = fs::read_dir("/proc") else { return 0 };
@@ -55,7 +56,11 @@ fn zombies() -> usize {
             let mut fields = rest.split_whitespace();
             let state = fields.next();
             let ppid = fields.next();
-            state == Some("Z") && ppid == Some(me.as_str())
+            let zombie = state == Some("Z") && ppid == Some(me.as_str());
+            if zombie {
+                eprintln!("zombie: {}", stat.trim());
+            }
+            zombie
         })
         .count()
 }
