@@ -291,8 +291,14 @@ impl Prober {
             Verdict::More => {
                 let waited = started.elapsed();
                 if waited >= limit {
-                    let why = format!("{}: no complete answer within {limit:?}", self.target);
                     self.current = None;
+                    // Cut short by the end of the start rather than by its own timeout: what
+                    // the attempts before it heard ("-LOADING …") says more than its silence.
+                    if limit < self.attempt_timeout && self.last.is_some() {
+                        cx.poll_again_in(self.backoff.next_delay());
+                        return Step::NotYet;
+                    }
+                    let why = format!("{}: no complete answer within {limit:?}", self.target);
                     return self.again(cx, why);
                 }
                 cx.poll_when_readable(conn);

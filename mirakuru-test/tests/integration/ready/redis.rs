@@ -46,6 +46,34 @@ fn redis_probe_timeout_says_it_was_loading() {
     assert!(err.to_string().contains("-LOADING"), "the last answer is in the message: {err}");
 }
 
+/// An attempt cut short by the end of the start heard nothing, and says nothing: the message
+/// keeps what the attempts before it heard. (Under load, a start's last attempt often began
+/// with a millisecond left, and "no complete answer within 1ms" hid the `-LOADING`.)
+#[test]
+fn an_attempt_cut_short_by_the_start_timeout_does_not_hide_the_last_answer() {
+    use std::io::{Read, Write};
+    let port = free_port();
+    let (done_tx, done) = std::sync::mpsc::channel::<()>();
+    let server = std::thread::spawn(move || {
+        // Listening after the executor's "already running" check.
+        std::thread::sleep(Duration::from_millis(100));
+        let listener = std::net::TcpListener::bind(("127.0.0.1", port)).expect("bind");
+        let (mut first, _) = listener.accept().expect("the first attempt");
+        let mut ping = [0u8; 14];
+        first.read_exact(&mut ping).expect("PING");
+        first.write_all(b"-LOADING Redis is loading the dataset in memory\r\n").expect("answer");
+        // Later attempts are connected by the kernel, and hear nothing.
+        let _ = done.recv_timeout(QUICK);
+    });
+    let mut ex = Executor::new(svc(&[]), ready::redis("127.0.0.1", port))
+        .timeout(Duration::from_millis(600));
+    let err = ex.start().expect_err("never ready");
+    let _ = done_tx.send(());
+    server.join().expect("server");
+    assert!(matches!(err, Error::TimeoutExpired { .. }), "{err}");
+    assert!(err.to_string().contains("-LOADING"), "the last answer is in the message: {err}");
+}
+
 #[test]
 fn redis_ping_probe_and_redis_cli_exec_probe() {
     if !require("redis-server") || !require("redis-cli") {
