@@ -444,11 +444,13 @@ impl<C: Check> Inner<C> {
     }
 
     /// Records how long the start took, in total and for each part of the check. A launcher
-    /// that daemonized (`redis-server --daemonize yes`) may have left a daemon that escaped
-    /// its session: the listener on the check's port is then adopted if it is one of this
-    /// binary's orphans, so that `stop()` and the reaper find it.
+    /// that daemonizes (`redis-server --daemonize yes`) may have left a daemon that escaped
+    /// its session — and the launcher may still be running, on its way out: the listener on
+    /// the check's port is adopted if it is one of this binary's orphans, so that `running()`,
+    /// `stop()` and the reaper find it. (A service that listens itself is asked first, at the
+    /// cost of reading its descriptors.)
     fn on_ready(&mut self, process: &Process) {
-        if let (Some(port), false) = (self.check.port(), process.leader_running()) {
+        if let Some(port) = self.check.port() {
             process.port_owner(port);
         }
         let after = process.spawned_at.elapsed();

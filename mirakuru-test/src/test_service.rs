@@ -22,6 +22,8 @@
 //! 1. `--count-file PATH`: append `<pid>\n` to PATH (one `O_APPEND` write).
 //! 2. `--daemonize`: double fork; the original process and the intermediate
 //!    one (which calls `setsid()`) exit 0, the grandchild goes on.
+//!    `--daemonize-linger-ms MS`: the original process waits MS before it
+//!    exits (a launcher that is still running when its daemon is ready).
 //!    `--clear-env`: the grandchild then executes itself again with an empty
 //!    environment (as nginx overwrites its own): no variable of its starter,
 //!    owner markers included, is left in `/proc/<pid>/environ`.
@@ -161,6 +163,7 @@ struct Config {
     child: bool,
     count_file: Option<PathBuf>,
     daemonize: bool,
+    daemonize_linger: Option<Duration>,
     clear_env: bool,
     /// Applied in the order given, so the last flag for a signal wins.
     signals: Vec<(c_int, Disposition)>,
@@ -311,6 +314,7 @@ fn parse_args(args: impl Iterator<Item = std::ffi::OsString>) -> Result<Config, 
             "--count-file" => c.count_file = Some(p.path()?),
             "--daemonize" => c.daemonize = true,
             "--clear-env" => c.clear_env = true,
+            "--daemonize-linger-ms" => c.daemonize_linger = Some(p.millis()?),
             "--ignore" => {
                 let value = p.value()?;
                 let sig = parse_signal(&value).ok_or_else(|| p.bad(&value))?;
@@ -641,7 +645,7 @@ fn run_service(cfg: &'static Config) -> ! {
         append_pid(path);
     }
     if cfg.daemonize {
-        daemonize();
+        daemonize(cfg.daemonize_linger);
         if cfg.clear_env {
             exec_without_environment();
         }
@@ -719,34 +723,44 @@ fn append_pid(path: &Path) {
 }
 
 /// Step 2: the classic double fork; only the grandchild returns.
-fn daemonize() {
-    fork_and_leave_parent();
+fn daemonize(linger: Option<Duration>) {
+    fork_and_leave_parent(linger);
     // SAFETY: setsid takes no arguments; it only moves us to a new session.
     if unsafe { libc::setsid() } < 0 {
         fail(format_args!("setsid failed: {}", io::Error::last_os_error()));
     }
-    fork_and_leave_parent();
+    fork_and_leave_parent(None);
 }
 
 /// Runs this program again, with the same arguments but those that made it daemonize, and an
 /// empty environment.
 fn exec_without_environment() -> ! {
     use std::os::unix::process::CommandExt;
-    let args = std::env::args_os().skip(1).filter(|a| a != "--daemonize" && a != "--clear-env");
+    let mut args: Vec<_> = std::env::args_os().skip(1).collect();
+    if let Some(at) = args.iter().position(|a| a == "--daemonize-linger-ms") {
+        args.drain(at..(at + 2).min(args.len()));
+    }
+    let args = args.into_iter().filter(|a| a != "--daemonize" && a != "--clear-env");
     let exe = std::env::current_exe().unwrap_or_else(|e| fail(format_args!("no exe: {e}")));
     let err = std::process::Command::new(exe).args(args).env_clear().exec();
     fail(format_args!("exec without environment failed: {err}"))
 }
 
-fn fork_and_leave_parent() {
+/// Forks; the parent exits (after `linger`, if given), the child goes on.
+fn fork_and_leave_parent(linger: Option<Duration>) {
     // SAFETY: no thread has been started yet (daemonizing comes before every
     // step that starts one), so the child may go on running ordinary code.
     match unsafe { libc::fork() } {
         -1 => fail(format_args!("fork failed: {}", io::Error::last_os_error())),
         0 => {}
-        // SAFETY: `_exit` ends the parent at once, without running exit
-        // handlers or flushing buffers that the child now owns too.
-        _ => unsafe { libc::_exit(0) },
+        _ => {
+            if let Some(linger) = linger {
+                std::thread::sleep(linger);
+            }
+            // SAFETY: `_exit` ends the parent at once, without running exit
+            // handlers or flushing buffers that the child now owns too.
+            unsafe { libc::_exit(0) }
+        }
     }
 }
 

@@ -206,6 +206,20 @@ impl Process {
         pids
     }
 
+    /// Whether the tree has processes besides the leader. Those that left the leader's
+    /// session are adopted: once the leader has exited, nothing else may tie them to the
+    /// tree — a daemon that overwrote its environment with its process title is no longer
+    /// anyone's descendant but this binary's (`redis-server --daemonize yes`, ready while its
+    /// launcher has not exited yet).
+    pub(crate) fn others_held(&self) -> bool {
+        let members = self.tree.members();
+        let escaped = members.iter().filter(|p| p.pid != self.pid && p.sid != self.pid);
+        for member in escaped {
+            let _ = self.try_adopt(member.pid);
+        }
+        members.iter().any(|p| p.pid != self.pid)
+    }
+
     /// pidfds of the processes of the tree other than the leader, to wait for their exits.
     pub(crate) fn member_pidfds(&self) -> Vec<OwnedFd> {
         self.tree

@@ -51,9 +51,7 @@ impl Liveness {
                 Main::Pid { pid, pidfd: platform::pidfd_open(pid), start: sweep::start_time(pid) }
             }
             // Other processes of the tree, besides the leader (which may be a zombie already).
-            _ if process.leader_running() => {
-                Main::Leader { others: process.tree_pids().iter().any(|&pid| pid != process.pid) }
-            }
+            _ if process.leader_running() => Main::Leader { others: process.others_held() },
             _ => Main::Tree,
         };
         Liveness { ready_at: Instant::now(), main }

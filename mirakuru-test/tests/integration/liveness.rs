@@ -26,6 +26,39 @@ fn running_follows_the_daemon_of_a_launcher() {
     tag.assert_none_left();
 }
 
+/// A daemon that leaves its launcher's session and clears its environment, ready while the
+/// launcher still runs: once the launcher has exited, `running()` still follows the daemon and
+/// `stop()` ends it. (Seen with `redis-server --daemonize yes` under load: the check passed
+/// before the launcher exited, and the daemon was found by nothing afterwards.)
+#[test]
+fn a_daemon_ready_before_its_launcher_exits_is_still_followed() {
+    let dir = mirakuru_test::temp_dir();
+    let pid_file = dir.path().join("daemon.pid");
+    let port = free_port();
+    let (port_arg, pid_arg) = (port.to_string(), pid_file.display().to_string());
+    let args = ["--daemonize", "--daemonize-linger-ms", "300", "--clear-env"];
+    let args: Vec<&str> =
+        args.into_iter().chain(["--pid-file", &pid_arg, "--tcp", &port_arg]).collect();
+    let mut ex = TcpExecutor::new(svc(&args), "127.0.0.1", port);
+    ex.start().expect("start");
+    let launcher = ex.pid().expect("the launcher's pid");
+    let daemon: u32 = std::fs::read_to_string(&pid_file)
+        .ok()
+        .and_then(|t| t.trim().parse().ok())
+        .expect("the daemon's pid");
+    let launcher_exited = wait_gone(launcher, QUICK);
+    let running = ex.running();
+    ex.stop().expect("stop");
+    let daemon_gone = wait_gone(daemon, Duration::from_secs(2));
+    if !daemon_gone {
+        // SAFETY: kill only takes integers; the test fails anyway, clean up.
+        unsafe { libc::kill(daemon as i32, libc::SIGKILL) };
+    }
+    assert!(launcher_exited, "the launcher exits after 300 ms");
+    assert!(running, "running() follows the daemon after its launcher exited");
+    assert!(daemon_gone, "stop() ends the daemon");
+}
+
 fn wait_dead(check_alive: impl Fn() -> Result<(), Error>) -> Error {
     let deadline = Instant::now() + QUICK;
     loop {
