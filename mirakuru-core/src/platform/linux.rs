@@ -237,3 +237,95 @@ impl AsFd for DirWatch {
         self.inotify.as_fd()
     }
 }
+
+/// The TCP sockets listening in this process's network namespace, as (address, port, socket
+/// inode), asked of the kernel over `NETLINK_SOCK_DIAG` (sock_diag(7)) as `ss -lt` does: a
+/// dump of listening sockets walks only the listening hash, where a read of `/proc/net/tcp`
+/// walks the whole connection table — 1.6 ms a read on a 24 GiB machine, for 40 rows.
+/// `None` if the kernel does not answer (no `inet_diag` module): then read `/proc`.
+pub(crate) fn tcp_listening() -> Option<Vec<(std::net::IpAddr, u16, u64)>> {
+    use rustix::net::netlink::{SocketAddrNetlink, SOCK_DIAG};
+    let socket = rustix::net::socket_with(
+        AddressFamily::NETLINK,
+        SocketType::DGRAM,
+        SocketFlags::CLOEXEC,
+        Some(SOCK_DIAG),
+    )
+    .ok()?;
+    let mut found = Vec::new();
+    let mut buf = vec![0u8; 32 * 1024];
+    for family in [AF_INET, AF_INET6] {
+        let request = sock_diag_request(family);
+        let kernel = SocketAddrNetlink::new(0, 0);
+        rustix::net::sendto(&socket, &request, rustix::net::SendFlags::empty(), &kernel).ok()?;
+        loop {
+            let (_, len) = rustix::net::recv(&socket, &mut buf[..], RecvFlags::empty()).ok()?;
+            match sock_diag_answers(&buf[..len.min(buf.len())], &mut found)? {
+                true => break,
+                false => continue,
+            }
+        }
+    }
+    Some(found)
+}
+
+const AF_INET: u8 = 2;
+const AF_INET6: u8 = 10;
+/// `nlmsghdr` (16 bytes) and `inet_diag_sockid` (48 bytes), linux/netlink.h, linux/inet_diag.h.
+const NLMSG_HEADER: usize = 16;
+const SOCKID: usize = 48;
+
+/// `SOCK_DIAG_BY_FAMILY` dump of the TCP sockets of `family` in state LISTEN.
+fn sock_diag_request(family: u8) -> Vec<u8> {
+    const SOCK_DIAG_BY_FAMILY: u16 = 20;
+    const NLM_F_REQUEST_DUMP: u16 = 0x1 | 0x300;
+    const TCP_LISTEN: u32 = 10;
+    let len = NLMSG_HEADER + 8 + SOCKID;
+    let mut request = Vec::with_capacity(len);
+    request.extend_from_slice(&(len as u32).to_ne_bytes());
+    request.extend_from_slice(&SOCK_DIAG_BY_FAMILY.to_ne_bytes());
+    request.extend_from_slice(&NLM_F_REQUEST_DUMP.to_ne_bytes());
+    request.extend_from_slice(&[0; 8]); // sequence number, port id
+                                        // inet_diag_req_v2: family, protocol (IPPROTO_TCP), extensions, padding, states.
+    request.extend_from_slice(&[family, 6, 0, 0]);
+    request.extend_from_slice(&(1u32 << TCP_LISTEN).to_ne_bytes());
+    request.resize(len, 0); // the socket id: any
+    request
+}
+
+/// Takes in one datagram of answers; `Some(true)` at the end of the dump, `None` on an error.
+fn sock_diag_answers(
+    mut data: &[u8],
+    found: &mut Vec<(std::net::IpAddr, u16, u64)>,
+) -> Option<bool> {
+    const NLMSG_ERROR: u16 = 2;
+    const NLMSG_DONE: u16 = 3;
+    let u32_at =
+        |b: &[u8], at: usize| Some(u32::from_ne_bytes(b.get(at..at + 4)?.try_into().ok()?));
+    while data.len() >= NLMSG_HEADER {
+        let len = u32_at(data, 0)? as usize;
+        let kind = u16::from_ne_bytes([data[4], data[5]]);
+        let message = data.get(NLMSG_HEADER..len)?;
+        match kind {
+            NLMSG_DONE => return Some(true),
+            NLMSG_ERROR => return None,
+            _ => {
+                // inet_diag_msg: family, state, timer, retrans, the socket id, then expires,
+                // rqueue, wqueue, uid and inode.
+                let family = *message.first()?;
+                let id = message.get(4..4 + SOCKID)?;
+                let port = u16::from_be_bytes([id[0], id[1]]);
+                let src = &id[4..20];
+                let addr = match family {
+                    AF_INET => std::net::IpAddr::from(<[u8; 4]>::try_from(&src[..4]).ok()?),
+                    _ => std::net::IpAddr::from(<[u8; 16]>::try_from(src).ok()?),
+                };
+                let inode = u64::from(u32_at(message, 4 + SOCKID + 16)?);
+                found.push((addr, port, inode));
+            }
+        }
+        // Messages are aligned to 4 bytes.
+        data = data.get(len.next_multiple_of(4)..).unwrap_or(&[]);
+    }
+    Some(false)
+}

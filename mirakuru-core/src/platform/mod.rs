@@ -31,8 +31,8 @@ use other as os;
 
 pub(crate) use os::{
     close_inherited_fds, for_each_dir_entry, in_spawned_child, make_child_subreaper, pidfd_open,
-    random_bytes, receive_credentials, recv_datagram, set_process_name, unix_stream_socket,
-    DirWatch, HAS_PROCFS, MAX_SOCKET_PATH,
+    random_bytes, receive_credentials, recv_datagram, set_process_name, tcp_listening,
+    unix_stream_socket, DirWatch, HAS_PROCFS, MAX_SOCKET_PATH,
 };
 
 /// The effective user id of this process.

@@ -151,7 +151,14 @@ impl Process {
                 .map(|l| l.pid)
         };
         // Most servers listen in the process that was spawned: asked first, without a sweep.
-        if holder(&[self.pid]).is_some() || holder(&self.tree_pids()).is_some() {
+        if holder(&[self.pid]).is_some() {
+            return PortOwner::Service;
+        }
+        // Another process of the tree is adopted: a daemon that left the session and
+        // overwrote its environment is a member now only as its exiting launcher's child,
+        // and would be found by nothing once the launcher is gone.
+        if let Some(pid) = holder(&self.tree_pids()) {
+            let _ = self.try_adopt(pid);
             return PortOwner::Service;
         }
         match holder(&self.orphans()) {
@@ -168,6 +175,29 @@ impl Process {
             children.extend(supervisor.reaper_pid());
         }
         sweep::orphans(self.tree.leader_start(), &children)
+    }
+
+    /// The orphans that can only be this service's: started after its leader, and before the
+    /// leader of any other service of the binary still starting. An orphan carries no trace
+    /// of the launcher it came from: one that another service could have left while starting
+    /// is not claimed by a guess (two services daemonizing at once would take each other's
+    /// daemons), only by what it does for this one — the socket its check reached
+    /// (`port_owner`), its pid file.
+    pub(crate) fn own_orphans(&self) -> Vec<u32> {
+        let first_other = (live::starting_leaders().into_iter())
+            .filter(|&(leader, _)| leader != self.pid)
+            .map(|(_, start)| start)
+            .min()
+            .unwrap_or(u64::MAX);
+        (self.orphans().into_iter())
+            .filter(|&pid| sweep::start_time(pid).is_some_and(|start| start < first_other))
+            .collect()
+    }
+
+    /// The service is ready: orphans that appear from now on are not taken for another
+    /// starting service's (see [`Process::own_orphans`]).
+    pub(crate) fn started(&self) {
+        self.tree.started();
     }
 
     /// Takes in what the process has written so far (see `Supervisor::drain`).

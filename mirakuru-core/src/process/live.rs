@@ -23,6 +23,12 @@ pub(super) fn owned() -> Vec<u32> {
     live.iter().flat_map(|t| std::iter::once(t.leader()).chain(t.adopted())).collect()
 }
 
+/// The leaders of the trees still starting, with their start times.
+pub(super) fn starting_leaders() -> Vec<(u32, u64)> {
+    let live = LIVE.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    live.iter().filter(|t| t.starting()).map(|t| (t.leader(), t.leader_start())).collect()
+}
+
 pub(super) fn unregister(tree: &Arc<Tree>) {
     if EXITING.load(Ordering::Acquire) {
         return; // the hook owns the list now

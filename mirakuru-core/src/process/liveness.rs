@@ -46,6 +46,7 @@ pub(crate) struct Death {
 impl Liveness {
     /// The service just became ready; `named` is the main pid a check learnt, if any.
     pub(crate) fn new(process: &Process, named: Option<u32>) -> Liveness {
+        process.started();
         let main = match named {
             Some(pid) if pid != process.pid => {
                 Main::Pid { pid, pidfd: platform::pidfd_open(pid), start: sweep::start_time(pid) }
@@ -115,12 +116,14 @@ impl Survivors {
         let mut fds = process.member_pidfds();
         if fds.is_empty() {
             // A daemon that left the session and cleared its environment is found by nothing
-            // but its parentage: it is an orphan of this binary now (the subreaper). It is
-            // adopted, so that a failed start kills it too, and a stop finds it.
-            let orphans = process.orphans();
-            for &pid in &orphans {
+            // but its parentage: it is an orphan of this binary now (the subreaper). One that
+            // can only be this service's is adopted, so that a failed start kills it too, and
+            // a stop finds it; the others still count as the tree living on.
+            let own = process.own_orphans();
+            for &pid in &own {
                 process.adopt(pid);
             }
+            let orphans = if own.is_empty() { process.orphans() } else { own };
             fds = orphans.into_iter().filter_map(platform::pidfd_open).collect();
         }
         let alive = !fds.is_empty();

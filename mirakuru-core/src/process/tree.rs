@@ -34,6 +34,9 @@ pub(crate) struct Tree {
     pub(crate) plan: StopPlan,
     pub(super) supervisor_id: u64,
     reaped: AtomicBool,
+    /// Until the service is ready: while it starts, it may leave orphans (a launcher that
+    /// daemonizes), and an orphan of the binary could be its.
+    starting: AtomicBool,
     /// The sessions and groups members were seen in: the orphans this binary inherits (as a
     /// subreaper) from them are the tree's, and are reaped once they died, so that no zombie
     /// stays behind — the intermediate process of a double fork included, never seen alive.
@@ -58,9 +61,20 @@ impl Tree {
             plan,
             supervisor_id,
             reaped: AtomicBool::new(false),
+            starting: AtomicBool::new(true),
             seen_sessions: Mutex::new(Vec::new()),
             leader_fd,
         }
+    }
+
+    /// The service is ready: its start-up is over.
+    pub(super) fn started(&self) {
+        self.starting.store(false, Ordering::Release);
+    }
+
+    /// Whether the service is still starting (see `starting`).
+    pub(super) fn starting(&self) -> bool {
+        self.starting.load(Ordering::Acquire)
     }
 
     /// Whether [`Tree::finish`] ran.

@@ -362,10 +362,17 @@ fn redis_daemonize_yes_is_followed_and_stopped() {
     );
     let mut redis = TcpExecutor::new(cmd, "127.0.0.1", port).timeout(Duration::from_secs(20));
     redis.start().expect("start");
-    let daemon: u32 = std::fs::read_to_string(&pid_file)
-        .ok()
-        .and_then(|t| t.trim().parse().ok())
-        .expect("the daemon's pid");
+    // Redis writes its pid file after it listens: wait for it.
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    let daemon: u32 = loop {
+        match std::fs::read_to_string(&pid_file).ok().and_then(|t| t.trim().parse().ok()) {
+            Some(pid) => break pid,
+            None if std::time::Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(2))
+            }
+            None => panic!("Redis never wrote its pid file"),
+        }
+    };
     assert!(redis.running(), "running() follows the daemon");
     redis.stop().expect("stop");
     assert!(mirakuru_test::wait_gone(daemon, Duration::from_secs(2)), "the daemon is stopped");

@@ -163,6 +163,55 @@ fn the_reaper_kills_every_daemon_of_a_killed_owner_past_a_thousand_sessions() {
     assert!(running >= 2 * SERVICES, "only {running} processes ran");
 }
 
+/// A daemon that left its session and cleared its environment is an orphan of the binary,
+/// with nothing to say which launcher left it. Two services starting at once, each with such
+/// a daemon: neither takes the other's. (A launcher that exited used to adopt every orphan
+/// born since it started: here A took B's daemon, and B's start failed, "nothing left".)
+#[test]
+fn two_services_starting_at_once_keep_their_own_daemons() {
+    let dir = mirakuru_test::temp_dir();
+    let daemon = |name: &str, linger: &str, delay: &str| {
+        let port = mirakuru_test::free_port();
+        let pid_file = dir.path().join(format!("{name}.pid"));
+        let args = [
+            "--daemonize",
+            "--daemonize-linger-ms",
+            linger,
+            "--clear-env",
+            "--delay-ms",
+            delay,
+            "--pid-file",
+            &pid_file.display().to_string(),
+            "--tcp",
+            &port.to_string(),
+        ]
+        .map(String::from);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        (mirakuru::TcpExecutor::new(svc(&args), "127.0.0.1", port), pid_file)
+    };
+    // A's launcher exits at 300 ms, while B's daemon runs and B still starts; B's launcher
+    // exits at 100 + 350 ms; B's daemon listens at 100 + 400 ms, A's at 800 ms.
+    let (mut a, a_pid_file) = daemon("a", "300", "800");
+    let (mut b, b_pid_file) = daemon("b", "350", "400");
+    let a_start = std::thread::spawn(move || a.start().map(|()| a));
+    std::thread::sleep(Duration::from_millis(100));
+    let b_started = b.start();
+    let a_started = a_start.join().expect("A's thread");
+    let read_pid = |file: &std::path::Path| -> Option<u32> {
+        std::fs::read_to_string(file).ok()?.trim().parse().ok()
+    };
+    let (a_daemon, b_daemon) = (read_pid(&a_pid_file), read_pid(&b_pid_file));
+    let mut a = a_started.expect("A starts");
+    b_started.expect("B starts: its daemon is its own");
+    a.stop().expect("stop A");
+    let b_survives = b.running() && b_daemon.is_some_and(is_alive);
+    b.stop().expect("stop B");
+    for pid in [a_daemon, b_daemon].into_iter().flatten() {
+        assert!(wait_gone(pid, Duration::from_secs(2)), "daemon {pid} outlived its stop");
+    }
+    assert!(b_survives, "stopping A left B's daemon alone");
+}
+
 #[test]
 fn the_exit_hook_stops_a_leaked_executor_on_normal_exit() {
     let tag = Tag::new();
