@@ -223,3 +223,59 @@ impl WakePipe {
         self.read.as_fd()
     }
 }
+
+/// Makes sure this binary's children leave an exit status to collect. A program started with
+/// SIGCHLD ignored, or with a handler installed with `SA_NOCLDWAIT` (some CI runners and
+/// supervisors start their jobs so), has its children reaped by the kernel the moment they
+/// exit: waitid(2) answers ECHILD, and a launcher that exited 0 looks like one that vanished
+/// (sigaction(2), "POSIX.1-2001 specifies that if the disposition of SIGCHLD is set to
+/// SIG_IGN ... children that terminate do not become zombies"). The default disposition is
+/// put back; a handler of the program's own is kept, without the flag.
+pub(crate) fn keep_exit_statuses() -> io::Result<()> {
+    // SAFETY: sigaction(2) with a null new action only reads the current one into `old`,
+    // a zeroed plain C struct; the second call installs a copy of it, changed in two fields.
+    unsafe {
+        let mut old: libc::sigaction = std::mem::zeroed();
+        if libc::sigaction(libc::SIGCHLD, std::ptr::null(), &mut old) != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let ignored = old.sa_sigaction == libc::SIG_IGN;
+        if !ignored && old.sa_flags & libc::SA_NOCLDWAIT == 0 {
+            return Ok(());
+        }
+        let mut new = old;
+        new.sa_flags &= !libc::SA_NOCLDWAIT;
+        if ignored {
+            new.sa_sigaction = libc::SIG_DFL;
+        }
+        if libc::sigaction(libc::SIGCHLD, &new, std::ptr::null_mut()) != 0 {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}
+
+/// In a spawned child before exec: every signal the binary was started with ignored gets its
+/// default action back, as systemd gives its services (systemd.exec(5), "all signal handlers
+/// are reset"). Ignored dispositions survive exec(2): a service started from a runner that
+/// ignores SIGTERM or SIGHUP would ignore them too, and every stop would wait out its grace
+/// period. Handlers need no reset (exec does it); std empties the signal mask. Only
+/// sigaction(2) is called, which is async-signal-safe.
+pub(crate) fn reset_ignored_signals() {
+    for signal in 1..32 {
+        if signal == libc::SIGKILL || signal == libc::SIGSTOP {
+            continue;
+        }
+        // SAFETY: as in `keep_exit_statuses`: a query into a zeroed struct, then SIG_DFL
+        // installed from a copy of it. Neither allocates nor takes a lock.
+        unsafe {
+            let mut action: libc::sigaction = std::mem::zeroed();
+            if libc::sigaction(signal, std::ptr::null(), &mut action) == 0
+                && action.sa_sigaction == libc::SIG_IGN
+            {
+                action.sa_sigaction = libc::SIG_DFL;
+                libc::sigaction(signal, &action, std::ptr::null_mut());
+            }
+        }
+    }
+}

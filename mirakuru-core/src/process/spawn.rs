@@ -103,6 +103,7 @@ pub(crate) fn build(
                 }
             }
             rustix::process::setsid()?;
+            platform::reset_ignored_signals();
             platform::in_spawned_child(parent)
         });
     }

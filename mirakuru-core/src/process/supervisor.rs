@@ -81,6 +81,8 @@ impl Supervisor {
         // instead of init, and stay recognisable as ours (`sweep::orphans`). Where the OS
         // has no such thing, they are found by their owner marker only.
         let _ = platform::make_child_subreaper();
+        // Every verdict on a launcher ("exited 0", "killed by ...") needs its exit status.
+        platform::keep_exit_statuses()?;
         std::thread::Builder::new()
             .name("mirakuru-supervisor".into())
             // The loop keeps its 64 KiB read buffer on the heap; the stack is sized for the

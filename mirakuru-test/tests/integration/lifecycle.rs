@@ -78,6 +78,62 @@ fn exit_zero_without_anything_left_fails_at_once() {
     assert!(err.to_string().contains("code 0"), "{err}");
 }
 
+/// A binary started with SIGCHLD ignored (some CI runners start their jobs so) still learns
+/// how its services exited: the kernel would reap them at once and every verdict on a
+/// launcher would go wrong. Its services do not inherit ignored signals either: one that
+/// ignored SIGTERM would make every stop wait out its grace period.
+#[test]
+fn a_binary_started_with_signals_ignored_still_judges_and_stops_its_services() {
+    if !crate::in_child_ignoring(
+        "lifecycle::a_binary_started_with_signals_ignored_still_judges_and_stops_its_services",
+        &[libc::SIGCHLD, libc::SIGTERM, libc::SIGHUP],
+    ) {
+        return;
+    }
+    let port = free_port();
+    let err = TcpExecutor::new(svc(&["--exit", "3"]), "127.0.0.1", port)
+        .timeout(Duration::from_secs(60))
+        .start()
+        .expect_err("nothing listens");
+    assert!(err.to_string().contains("code 3"), "its exit status is known: {err}");
+
+    let tag = Tag::new();
+    let (k, v) = tag_env(&tag);
+    let mut ex = ready(&[]).env(k, v).stop_timeout(Duration::from_secs(30));
+    ex.start().expect("start");
+    let pid = ex.pid().expect("pid");
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    if let Some(mask) = status.lines().find_map(|l| l.strip_prefix("SigIgn:")) {
+        let mask = u64::from_str_radix(mask.trim(), 16).expect("a hex mask");
+        for signal in [libc::SIGCHLD, libc::SIGTERM, libc::SIGHUP] {
+            assert_eq!(mask & (1 << (signal - 1)), 0, "signal {signal} is ignored: {status}");
+        }
+    }
+    let began = Instant::now();
+    ex.stop().expect("stopped by SIGTERM");
+    assert!(began.elapsed() < Duration::from_secs(10), "the stop waited out its grace");
+    assert_stopped_and_gone(pid, &tag);
+
+    let dir = mirakuru_test::temp_dir();
+    let pid_file = dir.path().join("daemon.pid");
+    let (port, pid_arg) = (free_port(), pid_file.display().to_string());
+    let port_arg = port.to_string();
+    let args = ["--daemonize", "--clear-env", "--pid-file", &pid_arg, "--tcp", &port_arg];
+    let mut ex = TcpExecutor::new(svc(&args), "127.0.0.1", port);
+    ex.start().expect("a daemon that left the session");
+    let daemon: u32 = std::fs::read_to_string(&pid_file)
+        .ok()
+        .and_then(|t| t.trim().parse().ok())
+        .expect("the daemon's pid");
+    ex.stop().expect("stop");
+    let gone = wait_gone(daemon, Duration::from_secs(2));
+    if !gone {
+        // SAFETY: kill only takes integers; the test fails anyway, clean up.
+        unsafe { libc::kill(daemon as i32, libc::SIGKILL) };
+    }
+    assert!(gone, "stop() ends the daemon");
+}
+
 #[test]
 fn a_timeout_kills_the_process_and_says_what_was_awaited() {
     let tag = Tag::new();

@@ -86,13 +86,36 @@ const CHILD: &str = "MIRAKURU_TEST_CHILD";
 /// Runs the test `name` again in a child process with `env` set, and asserts that it passed
 /// there (the test tells the parent from the child by the variables it gets).
 pub fn in_child_with(name: &str, env: &[(&str, &str)]) {
+    run_child(name, env, &[]);
+}
+
+/// [`in_child`] for a test of a binary started with `ignored` signals ignored, as some CI
+/// runners start their jobs (ignored dispositions survive exec).
+pub fn in_child_ignoring(name: &str, ignored: &'static [i32]) -> bool {
+    if std::env::var_os(CHILD).is_some() {
+        return true;
+    }
+    run_child(name, &[], ignored);
+    false
+}
+
+fn run_child(name: &str, env: &[(&str, &str)], ignored: &'static [i32]) {
+    use std::os::unix::process::CommandExt;
     let exe = std::env::current_exe().expect("the test binary");
-    let out = std::process::Command::new(exe)
-        .args([name, "--exact", "--nocapture", "--test-threads=1"])
+    let mut cmd = std::process::Command::new(exe);
+    cmd.args([name, "--exact", "--nocapture", "--test-threads=1"])
         .env(CHILD, "1")
-        .envs(env.iter().copied())
-        .output()
-        .expect("the test binary runs again");
+        .envs(env.iter().copied());
+    // SAFETY: between fork and exec only signal(2), which is async-signal-safe.
+    unsafe {
+        cmd.pre_exec(move || {
+            for &signal in ignored {
+                libc::signal(signal, libc::SIG_IGN);
+            }
+            Ok(())
+        });
+    }
+    let out = cmd.output().expect("the test binary runs again");
     let text = String::from_utf8_lossy(&out.stdout) + String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{name} failed in its child process:\n{text}");
     assert!(text.contains("1 passed"), "{name} did not run in its child process:\n{text}");
