@@ -468,8 +468,25 @@ fn a_passing_lack_of_file_descriptors_is_not_remembered() {
     let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
     // SAFETY: getrlimit and setrlimit read and write a valid rlimit.
     unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) };
-    let open = std::fs::read_dir("/proc/self/fd").map_or(16, |d| d.count()) as u64;
-    let tight = libc::rlimit { rlim_cur: open + 1, rlim_max: limit.rlim_max };
+    // The limit caps fd numbers, not their count: a binary started with a high fd open (a
+    // runner's shell keeps 255) has holes below it. They are filled, so that exactly one
+    // number is left free under the limit.
+    let highest = std::fs::read_dir("/proc/self/fd")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u64>().ok())
+        .max()
+        .unwrap_or(16);
+    let mut holes = Vec::new();
+    loop {
+        let null = std::fs::File::open("/dev/null").expect("/dev/null");
+        if std::os::fd::AsRawFd::as_raw_fd(&null) as u64 > highest {
+            break;
+        }
+        holes.push(null);
+    }
+    let tight = libc::rlimit { rlim_cur: highest + 2, rlim_max: limit.rlim_max };
     // SAFETY: as above.
     unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &tight) };
     let err = mirakuru::SimpleExecutor::new("sleep 30").start().expect_err("no descriptors");
@@ -477,6 +494,7 @@ fn a_passing_lack_of_file_descriptors_is_not_remembered() {
     assert!(err.to_string().contains("ulimit -n"), "says what to do: {err}");
     // SAFETY: as above.
     unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &limit) };
+    drop(holes);
     let mut ex = mirakuru::SimpleExecutor::new("sleep 30");
     ex.start().expect("starts once descriptors are back");
     ex.stop().expect("stop");
