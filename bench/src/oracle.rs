@@ -167,6 +167,10 @@ impl OracleProcess {
                 signal(daemon as i32, libc::SIGKILL);
                 mirakuru_test::wait_gone(daemon, SHUTDOWN_GRACE);
             }
+            // mirakuru makes this process a child subreaper: the daemon, whose launcher exited,
+            // and the workers of its session it outlived, are this process's children now;
+            // their zombies are ours to reap.
+            reap_zombies_of(daemon);
         }
         if matches!(self.child.try_wait(), Ok(Some(_))) {
             return;
@@ -188,6 +192,39 @@ impl OracleProcess {
 impl Drop for OracleProcess {
     fn drop(&mut self) {
         self.shut_down();
+    }
+}
+
+/// Reaps the zombie children of this process that are `daemon`, or were in its session or
+/// process group, until none of them is left (its workers may outlive it by a moment), for
+/// `SHUTDOWN_GRACE` at most.
+fn reap_zombies_of(daemon: u32) {
+    let me = std::process::id().to_string();
+    let daemon = daemon.to_string();
+    let deadline = Instant::now() + SHUTDOWN_GRACE;
+    loop {
+        let mut left = false;
+        let Ok(dir) = std::fs::read_dir("/proc") else { return };
+        for pid in dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok()) {
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+            let Some((_, rest)) = stat.rsplit_once(')') else { continue };
+            // After the command name: state, ppid, process group, session.
+            let fields: Vec<&str> = rest.split_whitespace().take(4).collect();
+            let [state, ppid, group, session] = fields[..] else { continue };
+            if !(pid.to_string() == daemon || group == daemon || session == daemon) {
+                continue;
+            }
+            left = true;
+            if state == "Z" && ppid == me {
+                let mut status = 0;
+                // SAFETY: waitpid only takes integers and writes the status into a local.
+                unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) };
+            }
+        }
+        if !left || Instant::now() >= deadline {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(1));
     }
 }
 
