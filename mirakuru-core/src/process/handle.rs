@@ -170,11 +170,16 @@ impl Process {
     /// This binary's orphans (as a subreaper) started since the leader: daemons services left
     /// behind, this one's perhaps.
     pub(crate) fn orphans(&self) -> Vec<u32> {
-        let mut children = live::owned();
+        let mut found = sweep::orphans(self.tree.leader_start());
+        // Asked after the sweep, so that a child it found being spawned, or a tree registered
+        // meanwhile, is known by now (see `supervisor::spawned`).
+        let mut ours = live::owned();
+        ours.extend(supervisor::spawned());
         if let Ok(supervisor) = supervisor::get() {
-            children.extend(supervisor.reaper_pid());
+            ours.extend(supervisor.reaper_pid());
         }
-        sweep::orphans(self.tree.leader_start(), &children)
+        found.retain(|pid| !ours.contains(pid));
+        found
     }
 
     /// The orphans that can only be this service's: started after its leader, and before the

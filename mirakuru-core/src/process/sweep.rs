@@ -171,9 +171,10 @@ fn marker_in_environ(pid: u32, by_marker: &HashMap<&[u8], u32>) -> Option<u32> {
 /// This binary's orphans: processes it did not start whose parent died, reparented to it as
 /// the subreaper of its descendants (`platform::make_child_subreaper`) — the daemons services
 /// left behind. Not its own children: those are in its session (what the tests start with
-/// `std::process::Command`), or lead a tree of their own, or are the reaper (`not_orphans`).
-/// Only processes started after `since` (a leader's start time) are considered.
-pub(crate) fn orphans(since: u64, not_orphans: &[u32]) -> Vec<u32> {
+/// `std::process::Command`), or lead a tree of their own, or are the reaper: the caller
+/// removes those. Only processes started after `since` (a leader's start time) are
+/// considered.
+pub(crate) fn orphans(since: u64) -> Vec<u32> {
     let me = std::process::id();
     let my_session = rustix::process::getsid(None).map_or(0, |s| s.as_raw_nonzero().get() as u32);
     let me_uid = platform::geteuid();
@@ -181,13 +182,15 @@ pub(crate) fn orphans(since: u64, not_orphans: &[u32]) -> Vec<u32> {
     let mut scratch = Box::new(Scratch::new());
     let mut found = Vec::new();
     procfs::for_each_process(&mut scratch, &uids, 0, |p| {
-        if p.ppid == me
-            && p.sid != my_session
-            && p.start_time >= since
-            && !not_orphans.contains(&p.pid)
-        {
+        if p.ppid == me && p.sid != my_session && p.start_time >= since {
             found.push(p.pid);
         }
+    });
+    // The reaper of a test binary this one ran (a child test process killed, whose reaper came
+    // to this binary as an orphan) is still at work: taken for a daemon and killed, it would
+    // leave that binary's services running.
+    found.retain(|pid| {
+        std::fs::read(format!("/proc/{pid}/comm")).map_or(true, |c| c != b"mirakuru-reaper\n")
     });
     found
 }

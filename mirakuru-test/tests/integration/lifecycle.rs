@@ -121,10 +121,15 @@ fn a_binary_started_with_signals_ignored_still_judges_and_stops_its_services() {
     let args = ["--daemonize", "--clear-env", "--pid-file", &pid_arg, "--tcp", &port_arg];
     let mut ex = TcpExecutor::new(svc(&args), "127.0.0.1", port);
     ex.start().expect("a daemon that left the session");
-    let daemon: u32 = std::fs::read_to_string(&pid_file)
-        .ok()
-        .and_then(|t| t.trim().parse().ok())
-        .expect("the daemon's pid");
+    // It writes its pid file after it listens.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let daemon: u32 = loop {
+        match std::fs::read_to_string(&pid_file).ok().and_then(|t| t.trim().parse().ok()) {
+            Some(pid) => break pid,
+            None if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(2)),
+            None => panic!("the daemon never wrote its pid file"),
+        }
+    };
     ex.stop().expect("stop");
     let gone = wait_gone(daemon, Duration::from_secs(2));
     if !gone {

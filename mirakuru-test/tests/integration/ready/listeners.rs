@@ -75,6 +75,49 @@ fn an_owned_tcp_check_ignores_a_foreign_listener() {
     assert_eq!(status_code(&err), Some(3), "{err}");
 }
 
+/// While other services are being spawned, an owned check still ignores a stranger: between
+/// fork and exec each of them is a copy of the test binary holding the stranger's socket, and
+/// looks like an orphan of the binary, a daemon this service might have left. (Such a child
+/// was adopted: the check took the stranger for the service, and a stop would have killed
+/// another test's service.)
+#[test]
+fn an_owned_tcp_check_ignores_a_stranger_while_other_services_are_spawned() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    // The stranger binds after the start's check that nothing serves there yet.
+    let port = free_port();
+    let stranger = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(150));
+        TcpListener::bind(("127.0.0.1", port)).expect("the stranger binds")
+    });
+    let done = Arc::new(AtomicBool::new(false));
+    let spawners: Vec<_> = (0..2)
+        .map(|_| {
+            let done = Arc::clone(&done);
+            std::thread::spawn(move || {
+                let mut spawned = 0;
+                while !done.load(Ordering::Relaxed) {
+                    let mut other = mirakuru::SimpleExecutor::new(svc(&[]));
+                    other.start().expect("another service starts");
+                    other.stop().expect("and stops");
+                    spawned += 1;
+                }
+                spawned
+            })
+        })
+        .collect();
+    let mut ex = Executor::new(svc(&[]), ready::Tcp::new("127.0.0.1", port).owned())
+        .timeout(Duration::from_millis(1500));
+    let result = ex.start();
+    let _ = ex.stop();
+    done.store(true, Ordering::Relaxed);
+    let spawned: u32 = spawners.into_iter().map(|s| s.join().expect("spawner")).sum();
+    assert!(spawned > 0, "other services were spawned meanwhile");
+    drop(stranger.join().expect("the stranger"));
+    let err = result.expect_err("the stranger's socket is not the service's");
+    assert!(matches!(err, Error::TimeoutExpired { .. }), "{err}");
+}
+
 #[test]
 fn an_owned_tcp_check_accepts_the_services_own_listener() {
     let port = free_port();
