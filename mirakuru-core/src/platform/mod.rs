@@ -279,3 +279,46 @@ pub(crate) fn reset_ignored_signals() {
         }
     }
 }
+
+/// The soft limit on open files the binary was started with (`u64::MAX`: none), once it was
+/// raised; `NOT_RAISED` before. Plain atomics: a spawned child reads them between fork and exec.
+static STARTED_WITH_FILES: std::sync::atomic::AtomicU64 =
+    std::sync::atomic::AtomicU64::new(NOT_RAISED);
+const NOT_RAISED: u64 = u64::MAX - 1;
+
+/// Raises this binary's soft limit on open files to its hard limit, as Go's runtime does at
+/// startup (Go 1.19 release notes, "os"): every executor holds three or four descriptors (a
+/// pidfd, its output pipes), and the usual soft limit of 1,024 ends a suite at a few hundred
+/// services while the hard limit allows far more. Services get the limit the binary was
+/// started with back ([`restore_open_files_limit`]): a program that uses select(2) breaks on
+/// descriptors past 1,024.
+pub(crate) fn raise_open_files_limit() {
+    use rustix::process::{getrlimit, setrlimit, Resource, Rlimit};
+    use std::sync::atomic::Ordering;
+    let limit = getrlimit(Resource::Nofile);
+    let Some(current) = limit.current else { return }; // no soft limit at all
+    if limit.maximum.is_some_and(|maximum| current >= maximum) {
+        return;
+    }
+    let raised = Rlimit { current: limit.maximum, maximum: limit.maximum };
+    // macOS refuses more than OPEN_MAX (10,240) for an unlimited hard limit.
+    let fallback = Rlimit { current: Some(10_240), maximum: limit.maximum };
+    let done = setrlimit(Resource::Nofile, raised).is_ok()
+        || (current < 10_240 && setrlimit(Resource::Nofile, fallback).is_ok());
+    if done {
+        STARTED_WITH_FILES.store(current, Ordering::Release);
+    }
+}
+
+/// In a spawned child before exec: the soft limit on open files the binary was started with,
+/// if [`raise_open_files_limit`] raised it. Async-signal-safe: an atomic load, setrlimit(2).
+pub(crate) fn restore_open_files_limit() {
+    use rustix::process::{getrlimit, setrlimit, Resource, Rlimit};
+    let original = STARTED_WITH_FILES.load(std::sync::atomic::Ordering::Acquire);
+    if original == NOT_RAISED {
+        return;
+    }
+    let maximum = getrlimit(Resource::Nofile).maximum;
+    let current = (original != u64::MAX).then_some(original);
+    let _ = setrlimit(Resource::Nofile, Rlimit { current, maximum });
+}

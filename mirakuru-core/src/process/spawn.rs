@@ -104,6 +104,7 @@ pub(crate) fn build(
             }
             rustix::process::setsid()?;
             platform::reset_ignored_signals();
+            platform::restore_open_files_limit();
             platform::in_spawned_child(parent)
         });
     }

@@ -104,6 +104,7 @@ impl Supervisor {
         let _ = platform::make_child_subreaper();
         // Every verdict on a launcher ("exited 0", "killed by ...") needs its exit status.
         platform::keep_exit_statuses()?;
+        platform::raise_open_files_limit();
         std::thread::Builder::new()
             .name("mirakuru-supervisor".into())
             // The loop keeps its 64 KiB read buffer on the heap; the stack is sized for the

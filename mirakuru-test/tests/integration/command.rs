@@ -27,6 +27,48 @@ fn stdin_is_not_a_pipe_held_open() {
     ex.stop().expect("stop");
 }
 
+/// A binary started with a low soft limit on open files (1,024 is usual) still runs hundreds
+/// of services: the limit is raised to the hard one. Its services get the limit the binary was
+/// started with, as Go's runtime does for its children: a program that uses select(2) breaks
+/// on descriptors past 1,024.
+#[test]
+fn many_services_fit_under_a_low_file_limit_and_each_gets_that_limit() {
+    let name = "command::many_services_fit_under_a_low_file_limit_and_each_gets_that_limit";
+    if !crate::in_child(name, &[]) {
+        return;
+    }
+    const SOFT: u64 = 128;
+    let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit and setrlimit read and write a valid rlimit.
+    unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) };
+    if limit.rlim_max < 1024 {
+        eprintln!("skipped: the hard limit on open files is {}", limit.rlim_max);
+        return;
+    }
+    let low = libc::rlimit { rlim_cur: SOFT, rlim_max: limit.rlim_max };
+    // SAFETY: as above; in a child process of its own, before its first start.
+    unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &low) };
+    let tag = Tag::new();
+    let (k, v) = tag_env(&tag);
+    let mut services: Vec<SimpleExecutor> = Vec::new();
+    for _ in 0..60 {
+        let mut ex = SimpleExecutor::new(crate::svc(&[])).env(k, &v);
+        ex.start().expect("starts: 60 services hold more descriptors than 128");
+        services.push(ex);
+    }
+    let pid = services[0].pid().expect("pid");
+    let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).expect("its limits");
+    let soft = limits
+        .lines()
+        .find_map(|l| l.strip_prefix("Max open files"))
+        .and_then(|rest| rest.split_whitespace().next()?.parse::<u64>().ok());
+    for mut ex in services {
+        ex.stop().expect("stop");
+    }
+    tag.assert_none_left();
+    assert_eq!(soft, Some(SOFT), "the service's limit: {limits}");
+}
+
 #[test]
 fn runs_as_another_user_when_root_and_says_why_not_otherwise() {
     // SAFETY: geteuid cannot fail.
