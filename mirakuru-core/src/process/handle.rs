@@ -7,6 +7,7 @@ use std::process::{ChildStdin, ExitStatus};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use super::leaders;
 use super::monitor::Monitor;
 use super::spawn::{self, Extras};
 use super::sweep::{self, TreeId, MARKER_VAR};
@@ -172,9 +173,9 @@ impl Process {
     pub(crate) fn orphans(&self) -> Vec<u32> {
         let mut found = sweep::orphans(self.tree.leader_start());
         // Asked after the sweep, so that a child it found being spawned, or a tree registered
-        // meanwhile, is known by now (see `supervisor::spawned`).
+        // meanwhile, is known by now (see `leaders.rs`).
         let mut ours = live::owned();
-        ours.extend(supervisor::spawned());
+        ours.extend(leaders::running());
         if let Ok(supervisor) = supervisor::get() {
             ours.extend(supervisor.reaper_pid());
         }

@@ -5,6 +5,7 @@
 //! |---|---|
 //! | `spawn.rs` | a checked command becomes a spawn: one `pre_exec` for services and probes |
 //! | `supervisor.rs` | the one thread that spawns everything and drains output, sees exits |
+//! | `leaders.rs` | the leaders spawned that still run (and one being spawned) |
 //! | `monitor.rs` | what the supervisor saw of one process: output and exit |
 //! | `handle.rs` | the executor's handle on a service: spawn, adopt, port owner, end |
 //! | `tree.rs` | a spawned tree as one unit: its members, signalled, reaped |
@@ -20,6 +21,7 @@
 
 mod at_exit;
 mod handle;
+mod leaders;
 mod live;
 mod liveness;
 mod monitor;

@@ -170,17 +170,19 @@ impl Scratch {
 /// missed. So `/proc` is listed again until a listing shows no new pid.
 ///
 /// Pids below `min_pid` are listed but not read: a caller that knows no pid has wrapped
-/// around since its tree began can skip every older process.
+/// around since its tree began can skip every older process. Neither are the pids in `skip`
+/// (sorted).
 pub(crate) fn for_each_process(
     scratch: &mut Scratch,
     uids: &[u32],
     min_pid: u32,
+    skip: &[u32],
     mut f: impl FnMut(ProcInfo),
 ) -> bool {
     let Scratch { seen, listed } = scratch;
     let mut seen_len = 0usize;
     let mut visit = |pid: u32| {
-        if pid >= min_pid {
+        if pid >= min_pid && skip.binary_search(&pid).is_err() {
             if let Some(info) = proc_info(pid, uids) {
                 f(info);
             }
@@ -454,7 +456,7 @@ mod tests {
         }
         let mut scratch = Box::new(Scratch::new());
         let mut pids = Vec::new();
-        assert!(for_each_process(&mut scratch, &[], 0, |p| pids.push(p.pid)));
+        assert!(for_each_process(&mut scratch, &[], 0, &[], |p| pids.push(p.pid)));
         let me = std::process::id();
         assert!(pids.contains(&me), "this process is listed");
         let len = pids.len();

@@ -274,7 +274,7 @@ fn sweep(orders: &Orders, sessions: &[(u32, u64)], procs: &[(u32, u64)]) {
     let mut quiet = 0;
     for pass in 0..200 {
         infos.clear();
-        for_each_process(&mut scratch, uids, 0, |p| {
+        for_each_process(&mut scratch, uids, 0, &[], |p| {
             if p.pid != me {
                 let _ = infos.push(p);
             }

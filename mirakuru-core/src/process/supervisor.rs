@@ -20,6 +20,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use rustix::event::{PollFd, PollFlags};
 
+use super::leaders;
 use super::monitor::Monitor;
 use super::reaper::Reaper;
 use super::sweep::MARKER_VAR;
@@ -53,27 +54,6 @@ pub(crate) struct Supervisor {
 
 static SUPERVISOR: OnceLock<Supervisor> = OnceLock::new();
 static STARTING: Mutex<()> = Mutex::new(());
-
-/// The pids of the processes the supervisor spawned and still watches. Locked while one is
-/// forked, until its pid is in: between fork and exec a child is a copy of this binary
-/// holding every descriptor the binary has (a stranger's listener among them), and until its
-/// tree is registered it looks like an orphan of this binary. Taken for a daemon, it would be
-/// adopted by another service's start, and stopped with it (seen: a test's service killed by
-/// another test's stop, a stranger's socket taken for a service's).
-static SPAWNED: Mutex<Vec<u32>> = Mutex::new(Vec::new());
-
-/// The processes the supervisor spawned and still watches. Read after a sweep of `/proc`, a
-/// child the sweep found in the middle of its spawn is listed: the lock waits for the spawn.
-pub(crate) fn spawned() -> Vec<u32> {
-    SPAWNED.lock().unwrap_or_else(|p| p.into_inner()).clone()
-}
-
-/// Keeps [`SPAWNED`] to the entries watched, after some were dropped.
-fn forget_spawned(entries: &[Entry]) {
-    let mut spawned = SPAWNED.lock().unwrap_or_else(|p| p.into_inner());
-    spawned.clear();
-    spawned.extend(entries.iter().map(|e| e.pid));
-}
 
 /// The supervisor, started on first use. A failure to start it is not remembered: it is
 /// usually a passing lack of resources (EMFILE), and the next start tries again.
@@ -293,17 +273,12 @@ fn serve_round(state: &State<'_>, entries: &mut Vec<Entry>, next_id: &mut u64, b
                 }
                 let _ = reply.send(());
             }
-            Request::Release(id) => {
-                entries.retain(|e| e.id != id);
-                forget_spawned(entries);
-            }
+            Request::Release(id) => entries.retain(|e| e.id != id),
         }
     }
-    let before = entries.len();
     entries.retain(|e| !e.finished());
-    if entries.len() != before {
-        forget_spawned(entries);
-    }
+    let running = entries.iter().filter(|e| !e.exited);
+    leaders::keep(running.clone().count(), running.map(|e| e.pid));
 }
 
 fn spawn(
@@ -312,9 +287,9 @@ fn spawn(
     id: u64,
 ) -> io::Result<(Entry, Option<ChildStdin>)> {
     let mut child = {
-        let mut spawned = SPAWNED.lock().unwrap_or_else(|p| p.into_inner());
+        let spawning = leaders::spawning();
         let child = cmd.spawn()?;
-        spawned.push(child.id());
+        spawning.add(child.id());
         child
     };
     let pid = child.id();

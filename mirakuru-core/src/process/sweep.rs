@@ -21,6 +21,7 @@
 
 use std::collections::HashMap;
 
+use super::leaders;
 use super::procfs::{self, close_over_descendants, ProcInfo, Scratch};
 use crate::platform;
 
@@ -105,9 +106,18 @@ fn sweep_trees(trees: &[TreeId], at_least: u32) -> (Vec<Vec<ProcInfo>>, Option<u
         .map(|t| if pids_now.no_wrap_since(t) { t.leader.max(at_least) } else { 0 })
         .min()
         .unwrap_or(0);
+    // A session can be left but never joined: what is in this binary's session (what the
+    // tests run themselves), or in the session of another service that still runs, belongs
+    // to no tree swept here (unless a tree adopted it). Such processes are not read — the
+    // cost of a sweep among a thousand live services.
+    let my_session = rustix::process::getsid(None).map_or(0, |s| s.as_raw_nonzero().get() as u32);
+    let adopted = |pid: u32| trees.iter().any(|t| t.adopted.iter().any(|&(p, _)| p == pid));
+    let mut others = leaders::running();
+    others.retain(|&leader| !trees.iter().any(|t| t.leader == leader) && !adopted(leader));
+    others.sort_unstable();
     let mut infos = Vec::with_capacity(64);
     let mut scratch = Box::new(Scratch::new());
-    procfs::for_each_process(&mut scratch, &uids, min_pid, |info| {
+    procfs::for_each_process(&mut scratch, &uids, min_pid, &others, |info| {
         if info.pid != me {
             infos.push(info);
         }
@@ -134,6 +144,9 @@ fn sweep_trees(trees: &[TreeId], at_least: u32) -> (Vec<Vec<ProcInfo>>, Option<u
         let known = [p.pid, p.sid, p.pgid].iter().find_map(|n| by_number.get(n));
         if let Some(&known) = known.or_else(|| by_adoption.get(&(p.pid, p.start_time))) {
             *m = known;
+            continue;
+        }
+        if p.sid == my_session || others.binary_search(&p.sid).is_ok() {
             continue;
         }
         match marker_in_environ(p.pid, &by_marker) {
@@ -181,7 +194,7 @@ pub(crate) fn orphans(since: u64) -> Vec<u32> {
     let uids = if me_uid == 0 { Vec::new() } else { vec![me_uid] };
     let mut scratch = Box::new(Scratch::new());
     let mut found = Vec::new();
-    procfs::for_each_process(&mut scratch, &uids, 0, |p| {
+    procfs::for_each_process(&mut scratch, &uids, 0, &[], |p| {
         if p.ppid == me && p.sid != my_session && p.start_time >= since {
             found.push(p.pid);
         }
