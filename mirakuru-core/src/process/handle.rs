@@ -70,7 +70,7 @@ impl Process {
         let spawned = supervisor.spawn(cmd, Arc::clone(&monitor))?;
         // Opened first: the leader is our unreaped child, so the pid still names it.
         let leader_fd = platform::pidfd_open(spawned.pid);
-        let leader_start = sweep::start_time(spawned.pid).unwrap_or(0);
+        let leader_start = sweep::child_start_time(spawned.pid).unwrap_or(0);
         supervisor.tell_reaper(|r| r.watch_session(spawned.pid, leader_start));
         let service_uid = prepared.user.map_or(me, |(uid, _)| uid);
         let id = TreeId {
@@ -171,7 +171,13 @@ impl Process {
     /// This binary's orphans (as a subreaper) started since the leader: daemons services left
     /// behind, this one's perhaps.
     pub(crate) fn orphans(&self) -> Vec<u32> {
-        let mut found = sweep::orphans(self.tree.leader_start());
+        let since = self.tree.leader_start();
+        // Without its leader's start time (reaped by something else before it was read), no
+        // orphan can be told to be born after it.
+        if since == 0 && platform::HAS_PROCFS {
+            return Vec::new();
+        }
+        let mut found = sweep::orphans(since);
         // Asked after the sweep, so that a child it found being spawned, or a tree registered
         // meanwhile, is known by now (see `leaders.rs`).
         let mut ours = live::owned();

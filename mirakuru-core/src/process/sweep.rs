@@ -291,6 +291,15 @@ pub(crate) fn owner_uid(pid: u32) -> Option<u32> {
     std::fs::metadata(format!("/proc/{pid}")).ok().map(|m| m.uid())
 }
 
+/// The start time of a child of this binary that has not been reaped, a zombie included (its
+/// pid cannot name another process until it is reaped). A launcher that daemonizes is often
+/// a zombie by the time its spawn returns; read as "not running", its tree got the start
+/// time 0, and every orphan born since boot became a candidate daemon of it — another
+/// service's included.
+pub(crate) fn child_start_time(pid: u32) -> Option<u64> {
+    start_time(pid).or_else(|| procfs::zombie_info(pid).map(|z| z.start_time))
+}
+
 /// The start time of a live process, used to recognise it later. Without `/proc` there is
 /// none to compare, and every process counts as the one first seen (0).
 pub(crate) fn start_time(pid: u32) -> Option<u64> {
@@ -303,6 +312,27 @@ pub(crate) fn start_time(pid: u32) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A child that exited and was not reaped still has its start time: a launcher that
+    /// daemonized is often a zombie by the time its spawn returns.
+    #[test]
+    fn a_zombie_child_keeps_its_start_time() {
+        if !platform::HAS_PROCFS {
+            return;
+        }
+        let mut child = std::process::Command::new("true").spawn().expect("spawn true");
+        let pid = child.id();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while procfs::zombie_info(pid).is_none() {
+            assert!(std::time::Instant::now() < deadline, "`true` never exited");
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        let zombie = procfs::zombie_info(pid).map(|z| z.start_time);
+        assert_eq!(start_time(pid), None, "a zombie is not running");
+        assert_eq!(child_start_time(pid), zombie);
+        assert!(zombie.is_some_and(|t| t > 0));
+        child.wait().expect("reap");
+    }
 
     /// A tree whose leader is `leader`, recognised by its session and group number only.
     fn by_number(leader: u32, number_is_ours: bool) -> TreeId {
