@@ -139,6 +139,38 @@ fn a_binary_started_with_signals_ignored_still_judges_and_stops_its_services() {
     assert!(gone, "stop() ends the daemon");
 }
 
+/// A program's own SIGCHLD handler, installed with `SA_NOCLDWAIT` (children then leave no
+/// status), is kept: only the flag goes, so that exit statuses can be read.
+#[test]
+fn a_programs_own_sigchld_handler_is_kept_without_nocldwait() {
+    let name = "lifecycle::a_programs_own_sigchld_handler_is_kept_without_nocldwait";
+    if !crate::in_child(name, &[]) {
+        return;
+    }
+    extern "C" fn on_child(_: libc::c_int) {}
+    let handler = on_child as extern "C" fn(libc::c_int) as libc::sighandler_t;
+    // SAFETY: sigaction(2) with a zeroed struct filled with a handler that does nothing, in a
+    // child process of its own, before its first start.
+    unsafe {
+        let mut action: libc::sigaction = std::mem::zeroed();
+        action.sa_sigaction = handler;
+        action.sa_flags = libc::SA_NOCLDWAIT;
+        libc::sigaction(libc::SIGCHLD, &action, std::ptr::null_mut());
+    }
+    let err = TcpExecutor::new(svc(&["--exit", "3"]), "127.0.0.1", free_port())
+        .start()
+        .expect_err("nothing listens");
+    assert!(err.to_string().contains("code 3"), "its exit status is known: {err}");
+    // SAFETY: a query into a zeroed struct.
+    let now = unsafe {
+        let mut now: libc::sigaction = std::mem::zeroed();
+        libc::sigaction(libc::SIGCHLD, std::ptr::null(), &mut now);
+        now
+    };
+    assert_eq!(now.sa_sigaction, handler, "the program's handler is kept");
+    assert_eq!(now.sa_flags & libc::SA_NOCLDWAIT, 0, "without SA_NOCLDWAIT");
+}
+
 #[test]
 fn a_timeout_kills_the_process_and_says_what_was_awaited() {
     let tag = Tag::new();
