@@ -1,20 +1,20 @@
 //! Checking one fixture attribute, into a [`Def`]: the order in which its keys are sorted,
-//! its values typed and the rules applied (which is also the order of its errors), and what
-//! has been read so far ([`Draft`]), which the rules of `valid` look at.
+//! its values typed and the rules applied (which is also the order of its errors). What has
+//! been read so far is a [`Draft`] (`draft.rs`), which the rules of `valid` look at.
 
-use proc_macro2::{Span, TokenStream};
+use proc_macro2::TokenStream;
 use syn::ext::IdentExt;
 use syn::{Attribute, Ident};
 
-use crate::args::{self, Arg, Value};
+use crate::args::{self, Arg};
 use crate::ast::SharedStatic;
 use crate::command::{self, Cmd};
+use crate::draft::{Anchor, Draft};
 use crate::errors::Errors;
-use crate::keys::{self, Given, Key, Needs, Role, ARGS, CMD, ENV, HTTP, NAME, OWNED, READY, SHELL};
-use crate::placeholders::{self, PortUse};
-use crate::readiness::{self, Readiness};
+use crate::keys::{self, Given, Needs, ENV, OWNED, SHELL};
+use crate::readiness::Readiness;
 use crate::valid;
-use crate::values::{self, Port, Typed};
+use crate::values::Typed;
 
 /// A fixture's description, checked: what `expand` needs.
 pub(crate) struct Def {
@@ -35,22 +35,6 @@ pub(crate) struct Def {
 pub(crate) struct Setter {
     pub(crate) setter: &'static str,
     pub(crate) value: Typed,
-}
-
-/// Where an error about the attribute as a whole (a missing command) goes: the attribute
-/// being expanded (the call site), or a stacked one.
-pub(crate) enum Anchor<'a> {
-    CallSite,
-    Attr(&'a Attribute),
-}
-
-impl Anchor<'_> {
-    pub(crate) fn error(&self, message: &str) -> syn::Error {
-        match self {
-            Anchor::CallSite => syn::Error::new(Span::call_site(), message),
-            Anchor::Attr(attr) => syn::Error::new_spanned(attr, message),
-        }
-    }
 }
 
 /// Reads and checks the fixture attribute being expanded (`args`) and the ones stacked under
@@ -127,189 +111,38 @@ pub(crate) fn check(
     d.read_name(e);
     let ok = errors.is_empty();
     all_errors.extend(errors);
-    d.finish(ok, default_name)
+    finish(d, ok, default_name)
 }
 
-/// One attribute while it is checked: its arguments sorted by key, and what has been read
-/// from them so far.
-pub(crate) struct Draft<'a> {
-    pub(crate) given: Given<'a>,
-    /// The readiness checks read, in the order written.
-    pub(crate) checks: Vec<(&'static Key, &'a Arg, Readiness)>,
-    /// Whether every readiness check could be read: when not, nothing that depends on them
-    /// (the port, above all) is known.
-    pub(crate) checks_ok: bool,
-    /// `ready = any` (or `all`), and where it is written.
-    pub(crate) ready: Option<(bool, Span)>,
-    /// The plain options read so far, each once; `None` for a value with errors.
-    options: Vec<(&'static Key, Option<Typed>)>,
-    pub(crate) cmd: Option<Cmd>,
-    name: Option<Ident>,
-}
-
-impl<'a> Draft<'a> {
-    fn new(given: Given<'a>) -> Draft<'a> {
-        Draft {
-            given,
-            checks: Vec::new(),
-            checks_ok: true,
-            ready: None,
-            options: Vec::new(),
-            cmd: None,
-            name: None,
-        }
-    }
-
-    /// Reads the plain options that `which` picks and that are not read yet, in the order of
-    /// their setters.
-    fn read_options(&mut self, which: impl Fn(&Key) -> bool, errors: &mut Errors) {
-        let port_use = self.port_use();
-        for (key, opt) in keys::options() {
-            let done = self.options.iter().any(|(k, _)| k.name == key.name);
-            let Some(arg) = self.given.valid(key.name).filter(|_| which(key) && !done) else {
-                continue;
-            };
-            // Like `path` and `url`, the HTTP check's options are read into it only when
-            // there is one; without, `refinements_need_their_check` said what is missing.
-            if key.needs == Needs::Http && !self.has_check(HTTP) {
-                continue;
-            }
-            let value = errors.take(values::read(opt.kind, arg, opt.example));
-            if let (Some(value), true) = (&value, opt.placeholders) {
-                for lit in value.strings() {
-                    placeholders::check(&lit, key.name, port_use, errors);
-                }
-            }
-            self.options.push((key, value));
-        }
-    }
-
-    fn read_checks(&mut self, errors: &mut Errors) {
-        for (key, arg) in self.given.iter() {
-            let Role::Check(read) = key.role else { continue };
-            let check = match arg.value {
-                Value::Invalid => None,
-                _ => errors.take(read(arg)),
-            };
-            match check {
-                Some(check) => self.checks.push((key, arg, check)),
-                None => self.checks_ok = false,
-            }
-        }
-    }
-
-    /// Reads where the HTTP check goes, and checks the placeholders of every check's
-    /// strings, check by check.
-    fn read_check_strings(&mut self, errors: &mut Errors) {
-        let port_use = self.port_use();
-        for (key, _, check) in &mut self.checks {
-            if let Readiness::Http(port, _) = check {
-                *check =
-                    Readiness::Http(*port, readiness::http_target(&self.given, port_use, errors));
-            }
-            placeholders::in_check(key.name, check, port_use, errors);
-        }
-    }
-
-    fn read_ready(&mut self, errors: &mut Errors) {
-        self.ready = self.given.valid(READY).and_then(|a| errors.take(readiness::ready_mode(a)));
-    }
-
-    fn read_command(&mut self, errors: &mut Errors) {
-        let shell = self.is_true(SHELL);
-        self.cmd = match (self.given.valid(CMD), self.given.valid(ARGS)) {
-            (Some(a), _) => errors.take(command::command_line(a, shell)),
-            (None, Some(a)) => errors.take(command::arg_list(a)),
-            (None, None) => None,
-        };
-        if let Some(cmd) = &self.cmd {
-            let key = if matches!(cmd, Cmd::Line(_)) { CMD } else { ARGS };
-            placeholders::in_command(key, cmd, self.port_use(), errors);
-        }
-    }
-
-    fn read_name(&mut self, errors: &mut Errors) {
-        self.name = self.given.valid(NAME).and_then(|a| errors.take(values::name(a)));
-    }
-
-    /// The fixture, if it has a command, its checks could be read, and nothing was wrong
-    /// (`ok`): the errors of what it lacks are reported already.
-    fn finish(self, ok: bool, default_name: Option<&str>) -> Option<Def> {
-        let shell = self.is_true(SHELL);
-        let (Some(cmd), true, true) = (self.cmd, self.checks_ok, ok) else {
-            return None;
-        };
-        let name = match (&self.name, default_name) {
-            (Some(ident), _) => ident.unraw().to_string(),
-            (None, Some(name)) => name.to_string(),
-            (None, None) => command::program_name(&cmd, shell),
-        };
-        let mut read = self.options;
-        let options = keys::options()
-            .into_iter()
-            .filter_map(|(key, opt)| {
-                let at = read.iter().position(|(k, _)| k.name == key.name)?;
-                let value = read.swap_remove(at).1?;
-                Some(Setter { setter: opt.setter, value })
-            })
-            .collect();
-        Some(Def {
-            name,
-            name_ident: self.name,
-            cmd,
-            readiness: self.checks.into_iter().map(|(_, _, check)| check).collect(),
-            ready_any: self.ready.is_some_and(|(any, _)| any),
-            options,
+/// The fixture, if it has a command, its checks could be read, and nothing was wrong
+/// (`ok`): the errors of what it lacks are reported already.
+fn finish(d: Draft<'_>, ok: bool, default_name: Option<&str>) -> Option<Def> {
+    let shell = d.is_true(SHELL);
+    let (Some(cmd), true, true) = (d.cmd, d.checks_ok, ok) else {
+        return None;
+    };
+    let name = match (&d.name, default_name) {
+        (Some(ident), _) => ident.unraw().to_string(),
+        (None, Some(name)) => name.to_string(),
+        (None, None) => command::program_name(&cmd, shell),
+    };
+    let mut read = d.options;
+    let options = keys::options()
+        .into_iter()
+        .filter_map(|(key, opt)| {
+            let at = read.iter().position(|(k, _)| k.name == key.name)?;
+            let value = read.swap_remove(at).1?;
+            Some(Setter { setter: opt.setter, value })
         })
-    }
-
-    fn has_check(&self, name: &str) -> bool {
-        self.checks.iter().any(|(key, ..)| key.name == name)
-    }
-
-    /// The first check on a port, and its key: the port of every check on one.
-    pub(crate) fn first_port(&self) -> Option<(&'static Key, Port)> {
-        self.checks.iter().find_map(|(key, _, check)| check.port().map(|port| (*key, port)))
-    }
-
-    /// Where `tcp = discover` is written, if it is.
-    pub(crate) fn discover(&self) -> Option<Span> {
-        self.checks.iter().find_map(|(_, _, check)| match check {
-            Readiness::Discover(span) => Some(*span),
-            _ => None,
-        })
-    }
-
-    /// What `{port}` stands for, as far as the checks tell.
-    pub(crate) fn port_use(&self) -> PortUse {
-        match (self.checks_ok, self.first_port(), self.discover()) {
-            (false, ..) => PortUse::Unknown,
-            (true, Some((_, Port::Auto(_))), _) => PortUse::Auto,
-            (true, Some((_, Port::Fixed(p, _))), _) => PortUse::Fixed(p),
-            (true, None, Some(_)) => PortUse::Discover,
-            (true, None, None) => PortUse::None,
-        }
-    }
-
-    /// The value of the plain option `name`, if it is read and valid.
-    pub(crate) fn option(&self, name: &str) -> Option<&Typed> {
-        self.options.iter().find(|(key, _)| key.name == name).and_then(|(_, v)| v.as_ref())
-    }
-
-    fn is_true(&self, name: &str) -> bool {
-        self.option(name).is_some_and(Typed::is_true)
-    }
-
-    /// The words the service is told, in its command and its environment; `None` without a
-    /// command, or when an expression in it may say anything.
-    pub(crate) fn service_words(&self) -> Option<Vec<String>> {
-        let texts = self.cmd.as_ref()?.texts();
-        let mut words: Vec<String> = texts.iter().map(|t| t.value()).collect::<Option<_>>()?;
-        if let Some(Typed::Env(vars)) = self.option(ENV) {
-            words.extend(vars.iter().map(|v| v.value.clone()));
-        }
-        Some(words)
-    }
+        .collect();
+    Some(Def {
+        name,
+        name_ident: d.name,
+        cmd,
+        readiness: d.checks.into_iter().map(|(_, _, check)| check).collect(),
+        ready_any: d.ready.is_some_and(|(any, _)| any),
+        options,
+    })
 }
 
 #[cfg(test)]
@@ -317,6 +150,7 @@ mod tests {
     use super::*;
     use crate::readiness::HttpTarget;
     use crate::tests::{env, millis, ok, setter, signal};
+    use crate::values::Port;
     use crate::values::Status;
     use quote::quote;
 

@@ -7,10 +7,10 @@
 //! - reading: `ast` (the item under the attribute) and `args` (its `key = value` arguments,
 //!   as written);
 //! - checking: `keys` (the table of keys, and which were given), `values`, `command` and
-//!   `readiness` (each value typed), `placeholders` (the `{...}` in strings), `valid` (the
-//!   rules that involve several keys), `def` (the order of all that for one attribute) and
-//!   `bind` (the test's parameters bound to its fixtures); every mistake is reported at once,
-//!   on its token (`errors`);
+//!   `readiness` (each value typed), `placeholders` (the `{...}` in strings), `draft` (what
+//!   has been read so far), `valid` (the rules that involve several keys), `def` (the order
+//!   of all that for one attribute) and `bind` (the test's parameters bound to its
+//!   fixtures); every mistake is reported at once, on its token (`errors`);
 //! - emitting: `expand` (the generated code), or `fallback` (the item next to the errors).
 
 #![warn(missing_debug_implementations, rust_2018_idioms, unreachable_pub)]
@@ -22,6 +22,7 @@ mod ast;
 mod bind;
 mod command;
 mod def;
+mod draft;
 mod errors;
 mod expand;
 mod fallback;

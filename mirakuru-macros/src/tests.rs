@@ -3,7 +3,8 @@
 
 use proc_macro2::TokenStream;
 
-use crate::def::{self, Anchor, Def};
+use crate::def::{self, Def};
+use crate::draft::Anchor;
 use crate::errors::Errors;
 use crate::values::Typed;
 

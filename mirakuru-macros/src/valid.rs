@@ -5,7 +5,7 @@
 use quote::quote;
 
 use crate::ast::SharedStatic;
-use crate::def::{Anchor, Draft};
+use crate::draft::{Anchor, Draft};
 use crate::errors::Errors;
 use crate::keys::{ARGS, CMD, KEYS, OWNED, READY, UNIX};
 use crate::readiness::Readiness;
