@@ -4,15 +4,17 @@
 //! [`Anchor`]: where an error about the attribute as a whole goes.
 
 use proc_macro2::Span;
-use syn::{Attribute, Ident};
+use syn::{Attribute, Ident, LitStr};
 
 use crate::args::{Arg, Value};
 use crate::command::{self, Cmd};
 use crate::errors::Errors;
-use crate::keys::{self, Given, Key, Needs, Role, ARGS, CMD, ENV, HTTP, NAME, READY, SHELL};
+use crate::keys::{
+    self, Given, Key, Needs, Role, ARGS, CMD, ENV, HTTP, NAME, PATH, READY, SHELL, URL,
+};
 use crate::placeholders::{self, PortUse};
-use crate::readiness::{self, Readiness};
-use crate::values::{self, Port, Typed};
+use crate::readiness::{self, HttpTarget, Readiness};
+use crate::values::{self, string, Port, Typed};
 
 /// Where an error about the attribute as a whole (a missing command) goes: the attribute
 /// being expanded (the call site), or a stacked one.
@@ -104,8 +106,7 @@ impl<'a> Draft<'a> {
         let port_use = self.port_use();
         for (key, _, check) in &mut self.checks {
             if let Readiness::Http(port, _) = check {
-                *check =
-                    Readiness::Http(*port, readiness::http_target(&self.given, port_use, errors));
+                *check = Readiness::Http(*port, http_target(&self.given, port_use, errors));
             }
             placeholders::in_check(key.name, check, port_use, errors);
         }
@@ -179,4 +180,40 @@ impl<'a> Draft<'a> {
         }
         Some(words)
     }
+}
+
+/// Where the HTTP check goes: `path`, `url`, or `/`.
+fn http_target(given: &Given<'_>, port_use: PortUse, errors: &mut Errors) -> HttpTarget {
+    if let Some(a) = given.valid(PATH) {
+        if let Some(path) = errors.take(string(a, "\"/health\"")) {
+            placeholders::check(&path, PATH, port_use, errors);
+            return HttpTarget::Path(path);
+        }
+    } else if let Some(a) = given.valid(URL) {
+        if let Some(url) = errors.take(string(a, "\"http://{host}:{port}/health\"")) {
+            errors.take(plain_http(&url));
+            placeholders::check(&url, URL, port_use, errors);
+            return HttpTarget::Url(url);
+        }
+    }
+    HttpTarget::Root
+}
+
+/// The HTTP check speaks plain HTTP: an `https://` URL would never answer it.
+fn plain_http(url: &LitStr) -> syn::Result<()> {
+    let lower = url.value().to_ascii_lowercase();
+    if lower.starts_with("http://") {
+        return Ok(());
+    }
+    let why = if lower.starts_with("https://") {
+        "the HTTP check speaks plain HTTP"
+    } else {
+        "it must start with `http://`"
+    };
+    Err(syn::Error::new_spanned(
+        url,
+        format!(
+            "`url` is not an http:// URL: {why}; write it as `\"http://{{host}}:{{port}}/path\"`"
+        ),
+    ))
 }

@@ -6,9 +6,6 @@ use syn::LitStr;
 
 use crate::args::{Arg, Value};
 use crate::command::{list_of_texts, Cmd, Text};
-use crate::errors::Errors;
-use crate::keys::{Given, PATH, URL};
-use crate::placeholders::{self, PortUse};
 use crate::values::{
     boolean, expected, is_path, non_empty_string, port, regex_error, string, Port,
 };
@@ -61,11 +58,18 @@ pub(crate) fn tcp(arg: &Arg) -> syn::Result<Readiness> {
         Value::Str(s) if s.value() == "discover" => {
             Err(syn::Error::new_spanned(s, "write `tcp = discover` without quotes"))
         }
+        Value::Int(None, lit) if lit.base10_digits().parse::<u64>().ok() == Some(0) => {
+            Err(syn::Error::new_spanned(
+                arg.value.tokens(),
+                "port 0 cannot be waited for; write `tcp = auto` for a free port chosen at start, \
+                 or `tcp = discover` to start the service on port 0 and find the port it got",
+            ))
+        }
         _ => port(arg).map(Readiness::Tcp),
     }
 }
 
-/// `http = auto` or a port; where it goes (`path`, `url`) is read later, by `http_target`.
+/// `http = auto` or a port; where it goes (`path`, `url`) is read later (`draft.rs`).
 pub(crate) fn http(arg: &Arg) -> syn::Result<Readiness> {
     port(arg).map(|p| Readiness::Http(p, HttpTarget::Root))
 }
@@ -223,42 +227,6 @@ pub(crate) fn ready_mode(arg: &Arg) -> syn::Result<(bool, Span)> {
             "`ready` is `all` (every readiness check, the default) or `any` (the first one ready)",
         )),
     }
-}
-
-/// Where the HTTP check goes: `path`, `url`, or `/`.
-pub(crate) fn http_target(given: &Given<'_>, port_use: PortUse, errors: &mut Errors) -> HttpTarget {
-    if let Some(a) = given.valid(PATH) {
-        if let Some(path) = errors.take(string(a, "\"/health\"")) {
-            placeholders::check(&path, PATH, port_use, errors);
-            return HttpTarget::Path(path);
-        }
-    } else if let Some(a) = given.valid(URL) {
-        if let Some(url) = errors.take(string(a, "\"http://{host}:{port}/health\"")) {
-            errors.take(plain_http(&url));
-            placeholders::check(&url, URL, port_use, errors);
-            return HttpTarget::Url(url);
-        }
-    }
-    HttpTarget::Root
-}
-
-/// The HTTP check speaks plain HTTP: an `https://` URL would never answer it.
-fn plain_http(url: &LitStr) -> syn::Result<()> {
-    let lower = url.value().to_ascii_lowercase();
-    if lower.starts_with("http://") {
-        return Ok(());
-    }
-    let why = if lower.starts_with("https://") {
-        "the HTTP check speaks plain HTTP"
-    } else {
-        "it must start with `http://`"
-    };
-    Err(syn::Error::new_spanned(
-        url,
-        format!(
-            "`url` is not an http:// URL: {why}; write it as `\"http://{{host}}:{{port}}/path\"`"
-        ),
-    ))
 }
 
 #[cfg(test)]

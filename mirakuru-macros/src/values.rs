@@ -8,7 +8,6 @@ use syn::{Ident, LitBool, LitStr};
 
 use crate::args::{Arg, Value};
 use crate::errors::{list, Errors};
-use crate::keys::TCP;
 
 /// The kinds of value a plain option takes, each read by one function below and emitted as
 /// one kind of `Spec` setter argument by `expand`.
@@ -229,11 +228,6 @@ pub(crate) fn port(arg: &Arg) -> syn::Result<Port> {
         Value::Int(minus, lit) => {
             let value = lit.base10_digits().parse::<u64>().ok();
             match (minus, value) {
-                (None, Some(0)) if key == TCP => Err(syn::Error::new_spanned(
-                    arg.value.tokens(),
-                    "port 0 cannot be waited for; write `tcp = auto` for a free port chosen at start, \
-                     or `tcp = discover` to start the service on port 0 and find the port it got",
-                )),
                 (None, Some(0)) => Err(syn::Error::new_spanned(
                     arg.value.tokens(),
                     format!("port 0 cannot be waited for; write `{key} = auto` for a free port chosen at start"),
