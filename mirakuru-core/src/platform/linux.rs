@@ -285,8 +285,9 @@ fn sock_diag_request(family: u8) -> Vec<u8> {
     request.extend_from_slice(&(len as u32).to_ne_bytes());
     request.extend_from_slice(&SOCK_DIAG_BY_FAMILY.to_ne_bytes());
     request.extend_from_slice(&NLM_F_REQUEST_DUMP.to_ne_bytes());
-    request.extend_from_slice(&[0; 8]); // sequence number, port id
-                                        // inet_diag_req_v2: family, protocol (IPPROTO_TCP), extensions, padding, states.
+    // The sequence number and port id, then inet_diag_req_v2: family, protocol (IPPROTO_TCP),
+    // extensions, padding, states.
+    request.extend_from_slice(&[0; 8]);
     request.extend_from_slice(&[family, 6, 0, 0]);
     request.extend_from_slice(&(1u32 << TCP_LISTEN).to_ne_bytes());
     request.resize(len, 0); // the socket id: any

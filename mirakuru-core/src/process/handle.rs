@@ -145,12 +145,7 @@ impl Process {
         if inodes.is_empty() {
             return PortOwner::Nobody(port);
         }
-        let holder = |pids: &[u32]| {
-            sockets::listeners_of(pids)
-                .into_iter()
-                .find(|l| inodes.contains(&l.inode))
-                .map(|l| l.pid)
-        };
+        let holder = |pids: &[u32]| sockets::holder(pids, &inodes);
         // Most servers listen in the process that was spawned: asked first, without a sweep.
         if holder(&[self.pid]).is_some() {
             return PortOwner::Service;

@@ -31,19 +31,15 @@ pub(crate) fn listeners_of(pids: &[u32]) -> Vec<Listener> {
     let mut inodes: HashMap<u64, u32> = HashMap::new();
     let mut namespaces: HashMap<std::path::PathBuf, u32> = HashMap::new();
     for &pid in pids {
-        let Ok(dir) = std::fs::read_dir(format!("/proc/{pid}/fd")) else { continue };
-        let mut any = false;
-        for entry in dir.flatten() {
-            let Ok(target) = std::fs::read_link(entry.path()) else { continue };
-            if let Some(inode) = socket_inode(target.as_os_str().as_encoded_bytes()) {
-                inodes.entry(inode).or_insert(pid);
-                any = true;
-            }
+        let held = sockets_held(pid);
+        if held.is_empty() {
+            continue;
         }
-        if any {
-            if let Ok(ns) = std::fs::read_link(format!("/proc/{pid}/ns/net")) {
-                namespaces.entry(ns).or_insert(pid);
-            }
+        for inode in held {
+            inodes.entry(inode).or_insert(pid);
+        }
+        if let Ok(ns) = std::fs::read_link(format!("/proc/{pid}/ns/net")) {
+            namespaces.entry(ns).or_insert(pid);
         }
     }
     let mut found = Vec::new();
@@ -61,6 +57,22 @@ pub(crate) fn listeners_of(pids: &[u32]) -> Vec<Listener> {
     }
     found.sort_by_key(|l| l.inode);
     found
+}
+
+/// The first of `pids` that holds one of the sockets `inodes` (socket inodes are unique in
+/// the system, whatever the namespace): no table of listeners is read again.
+pub(crate) fn holder(pids: &[u32], inodes: &[u64]) -> Option<u32> {
+    (pids.iter().copied()).find(|&pid| sockets_held(pid).iter().any(|i| inodes.contains(i)))
+}
+
+/// The inodes of the sockets `pid` holds, from its `/proc/<pid>/fd` (none if it cannot be
+/// read).
+fn sockets_held(pid: u32) -> Vec<u64> {
+    let Ok(dir) = std::fs::read_dir(format!("/proc/{pid}/fd")) else { return Vec::new() };
+    (dir.flatten())
+        .filter_map(|entry| std::fs::read_link(entry.path()).ok())
+        .filter_map(|target| socket_inode(target.as_os_str().as_encoded_bytes()))
+        .collect()
 }
 
 /// `socket:[12345]` → 12345.

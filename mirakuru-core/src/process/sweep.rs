@@ -110,7 +110,7 @@ fn sweep_trees(trees: &[TreeId], at_least: u32) -> (Vec<Vec<ProcInfo>>, Option<u
     // tests run themselves), or in the session of another service that still runs, belongs
     // to no tree swept here (unless a tree adopted it). Such processes are not read — the
     // cost of a sweep among a thousand live services.
-    let my_session = rustix::process::getsid(None).map_or(0, |s| s.as_raw_nonzero().get() as u32);
+    let my_session = my_session();
     let adopted = |pid: u32| trees.iter().any(|t| t.adopted.iter().any(|&(p, _)| p == pid));
     let mut others = leaders::running();
     others.retain(|&leader| !trees.iter().any(|t| t.leader == leader) && !adopted(leader));
@@ -189,7 +189,7 @@ fn marker_in_environ(pid: u32, by_marker: &HashMap<&[u8], u32>) -> Option<u32> {
 /// considered.
 pub(crate) fn orphans(since: u64) -> Vec<u32> {
     let me = std::process::id();
-    let my_session = rustix::process::getsid(None).map_or(0, |s| s.as_raw_nonzero().get() as u32);
+    let my_session = my_session();
     let me_uid = platform::geteuid();
     let uids = if me_uid == 0 { Vec::new() } else { vec![me_uid] };
     let mut scratch = Box::new(Scratch::new());
@@ -289,6 +289,11 @@ pub(crate) fn pid_max() -> u64 {
 pub(crate) fn owner_uid(pid: u32) -> Option<u32> {
     use std::os::unix::fs::MetadataExt;
     std::fs::metadata(format!("/proc/{pid}")).ok().map(|m| m.uid())
+}
+
+/// The session of this binary (0 if it cannot be told).
+fn my_session() -> u32 {
+    rustix::process::getsid(None).map_or(0, |s| s.as_raw_nonzero().get() as u32)
 }
 
 /// The start time of a child of this binary that has not been reaped, a zombie included (its
