@@ -148,6 +148,30 @@ pub fn wait_gone(pid: u32, timeout: Duration) -> bool {
     true
 }
 
+/// Waits up to `timeout` for `pid` to be gone; if it is not, kills it with SIGKILL so that the
+/// failing test leaves nothing behind. Says whether it went by itself.
+pub fn gone_or_killed(pid: u32, timeout: Duration) -> bool {
+    let gone = wait_gone(pid, timeout);
+    if !gone {
+        // SAFETY: kill only takes integers; the test fails anyway, clean up.
+        unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+    }
+    gone
+}
+
+/// The pid a pid file holds, once it is written (a daemon often writes it after it listens,
+/// so after a readiness check passed), waiting up to `timeout`.
+pub fn pid_from_file(path: &std::path::Path, timeout: Duration) -> Option<u32> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let pid = std::fs::read_to_string(path).ok().and_then(|t| t.trim().parse().ok());
+        if pid.is_some() || Instant::now() >= deadline {
+            return pid;
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
 /// Whether a real server program is installed. When it is not, prints one line and returns
 /// false, so the test can return; with `MIRAKURU_REQUIRE_SERVICES=1` (set by CI after
 /// installing them) it fails the test instead.

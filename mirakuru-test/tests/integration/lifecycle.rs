@@ -122,20 +122,10 @@ fn a_binary_started_with_signals_ignored_still_judges_and_stops_its_services() {
     let mut ex = TcpExecutor::new(svc(&args), "127.0.0.1", port);
     ex.start().expect("a daemon that left the session");
     // It writes its pid file after it listens.
-    let deadline = Instant::now() + Duration::from_secs(5);
-    let daemon: u32 = loop {
-        match std::fs::read_to_string(&pid_file).ok().and_then(|t| t.trim().parse().ok()) {
-            Some(pid) => break pid,
-            None if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(2)),
-            None => panic!("the daemon never wrote its pid file"),
-        }
-    };
+    let daemon = mirakuru_test::pid_from_file(&pid_file, Duration::from_secs(5))
+        .expect("the daemon writes its pid file");
     ex.stop().expect("stop");
-    let gone = wait_gone(daemon, Duration::from_secs(2));
-    if !gone {
-        // SAFETY: kill only takes integers; the test fails anyway, clean up.
-        unsafe { libc::kill(daemon as i32, libc::SIGKILL) };
-    }
+    let gone = mirakuru_test::gone_or_killed(daemon, Duration::from_secs(2));
     assert!(gone, "stop() ends the daemon");
 }
 

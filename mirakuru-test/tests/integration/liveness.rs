@@ -49,11 +49,7 @@ fn a_daemon_ready_before_its_launcher_exits_is_still_followed() {
     let launcher_exited = wait_gone(launcher, QUICK);
     let running = ex.running();
     ex.stop().expect("stop");
-    let daemon_gone = wait_gone(daemon, Duration::from_secs(2));
-    if !daemon_gone {
-        // SAFETY: kill only takes integers; the test fails anyway, clean up.
-        unsafe { libc::kill(daemon as i32, libc::SIGKILL) };
-    }
+    let daemon_gone = mirakuru_test::gone_or_killed(daemon, Duration::from_secs(2));
     assert!(launcher_exited, "the launcher exits after 300 ms");
     assert!(running, "running() follows the daemon after its launcher exited");
     assert!(daemon_gone, "stop() ends the daemon");

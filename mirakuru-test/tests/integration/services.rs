@@ -363,23 +363,11 @@ fn redis_daemonize_yes_is_followed_and_stopped() {
     let mut redis = TcpExecutor::new(cmd, "127.0.0.1", port).timeout(Duration::from_secs(20));
     redis.start().expect("start");
     // Redis writes its pid file after it listens: wait for it.
-    let deadline = std::time::Instant::now() + Duration::from_secs(5);
-    let daemon: u32 = loop {
-        match std::fs::read_to_string(&pid_file).ok().and_then(|t| t.trim().parse().ok()) {
-            Some(pid) => break pid,
-            None if std::time::Instant::now() < deadline => {
-                std::thread::sleep(Duration::from_millis(2))
-            }
-            None => panic!("Redis never wrote its pid file"),
-        }
-    };
+    let daemon = mirakuru_test::pid_from_file(&pid_file, Duration::from_secs(5))
+        .expect("Redis writes its pid file");
     let running = redis.running();
     let stopped = redis.stop();
-    let gone = mirakuru_test::wait_gone(daemon, Duration::from_secs(2));
-    if !gone {
-        // SAFETY: kill only takes integers; the test fails anyway, clean up.
-        unsafe { libc::kill(daemon as i32, libc::SIGKILL) };
-    }
+    let gone = mirakuru_test::gone_or_killed(daemon, Duration::from_secs(2));
     assert!(running, "running() follows the daemon");
     stopped.expect("stop");
     assert!(gone, "the daemon is stopped");

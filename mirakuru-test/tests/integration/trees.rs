@@ -206,9 +206,7 @@ fn two_services_starting_at_once_keep_their_own_daemons() {
     let b_ok = b_started.and_then(|()| b.stop());
     let mut left = Vec::new();
     for pid in [a_daemon, b_daemon].into_iter().flatten() {
-        if !wait_gone(pid, Duration::from_secs(2)) {
-            // SAFETY: kill only takes integers; the test fails anyway, clean up.
-            unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+        if !mirakuru_test::gone_or_killed(pid, Duration::from_secs(2)) {
             left.push(pid);
         }
     }
