@@ -9,9 +9,7 @@ use std::path::Path;
 
 use rustix::fs::inotify::{self, CreateFlags, ReadFlags, WatchFlags};
 use rustix::io::Errno;
-use rustix::net::{
-    AddressFamily, RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags, SocketFlags, SocketType,
-};
+use rustix::net::{AddressFamily, RecvFlags, SocketFlags, SocketType};
 use rustix::process::{Pid, PidfdFlags, WaitId, WaitIdOptions, WaitIdStatus};
 
 use crate::signal::Signal;
@@ -104,36 +102,43 @@ pub(crate) fn unix_stream_socket() -> io::Result<OwnedFd> {
 /// Receives one datagram without blocking, with the sender's pid (`SO_PASSCRED` must be on,
 /// see [`receive_credentials`]); `Ok(None)` when none is waiting. File descriptors sent
 /// along are closed at once: the sender of an sd_notify `BARRIER=1` waits for that.
+///
+/// nix, not rustix: the kernel reports pid 0 for a sender outside this pid namespace (an
+/// ancestor namespace's process that reaches the socket), and rustix reads the credentials
+/// into a non-zero pid type, which is undefined behaviour for that message.
 pub(crate) fn recv_datagram(
     socket: BorrowedFd<'_>,
     buf: &mut [u8],
 ) -> io::Result<Option<(usize, Option<u32>)>> {
+    use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags, UnixAddr};
+    use std::os::fd::{AsRawFd, FromRawFd};
     // Room for the credentials and the most fds one message can carry (SCM_MAX_FD, 253), so
     // that none is left unread, and so unclosed, by a truncated control buffer.
-    let mut space =
-        [MaybeUninit::<u8>::uninit(); rustix::cmsg_space!(ScmCredentials(1), ScmRights(253))];
+    let mut space = nix::cmsg_space!(libc::ucred, [RawFd; 253]);
+    let flags = MsgFlags::MSG_DONTWAIT | MsgFlags::MSG_CMSG_CLOEXEC;
     loop {
-        let mut control = RecvAncillaryBuffer::new(&mut space);
         let mut iov = [io::IoSliceMut::new(&mut *buf)];
-        let flags = RecvFlags::DONTWAIT | RecvFlags::CMSG_CLOEXEC;
-        match rustix::net::recvmsg(socket, &mut iov, &mut control, flags) {
-            Ok(msg) => {
-                let mut sender = None;
-                for message in control.drain() {
-                    match message {
-                        RecvAncillaryMessage::ScmCredentials(creds) => {
-                            sender = u32::try_from(creds.pid.as_raw_nonzero().get()).ok();
-                        }
-                        RecvAncillaryMessage::ScmRights(fds) => fds.for_each(drop),
-                        _ => {}
-                    }
-                }
-                return Ok(Some((msg.bytes, sender)));
-            }
-            Err(Errno::AGAIN) => return Ok(None),
-            Err(Errno::INTR) => continue,
+        let msg = match recvmsg::<UnixAddr>(socket.as_raw_fd(), &mut iov, Some(&mut space), flags) {
+            Ok(msg) => msg,
+            Err(nix::errno::Errno::EAGAIN) => return Ok(None),
+            Err(nix::errno::Errno::EINTR) => continue,
             Err(e) => return Err(e.into()),
+        };
+        let mut sender = None;
+        for message in msg.cmsgs().into_iter().flatten() {
+            match message {
+                ControlMessageOwned::ScmCredentials(creds) => {
+                    sender = u32::try_from(creds.pid()).ok().filter(|&pid| pid != 0);
+                }
+                ControlMessageOwned::ScmRights(fds) => {
+                    // SAFETY: the kernel installed these descriptors in this process for this
+                    // message; nothing else knows of them, so each is closed exactly once.
+                    fds.into_iter().for_each(|fd| drop(unsafe { OwnedFd::from_raw_fd(fd) }));
+                }
+                _ => {}
+            }
         }
+        return Ok(Some((msg.bytes, sender)));
     }
 }
 

@@ -291,9 +291,12 @@ pub(crate) fn owner_uid(pid: u32) -> Option<u32> {
     std::fs::metadata(format!("/proc/{pid}")).ok().map(|m| m.uid())
 }
 
-/// The session of this binary (0 if it cannot be told).
+/// The session of this binary: 0 when its leader lives outside this pid namespace (a
+/// container's init started the binary without a session of its own), which is also the
+/// number `/proc` shows for every process of that session. Not rustix: its `getsid` takes a
+/// 0 from the kernel for a bug and panics (debug builds) or claims a non-zero pid.
 fn my_session() -> u32 {
-    rustix::process::getsid(None).map_or(0, |s| s.as_raw_nonzero().get() as u32)
+    nix::unistd::getsid(None).map_or(0, |s| s.as_raw().max(0) as u32)
 }
 
 /// The start time of a child of this binary that has not been reaped, a zombie included (its

@@ -129,6 +129,43 @@ fn a_binary_started_with_signals_ignored_still_judges_and_stops_its_services() {
     assert!(gone, "stop() ends the daemon");
 }
 
+/// A binary whose session leader is outside its pid namespace (CI jobs a container's init
+/// started) has session 0; sweeps, which skip the binary's own session, must take that for a
+/// session number and not for an error.
+#[test]
+fn a_binary_whose_session_began_outside_its_pid_namespace_starts_and_stops_services() {
+    let name =
+        "lifecycle::a_binary_whose_session_began_outside_its_pid_namespace_starts_and_stops_services";
+    if !crate::in_child_outside_its_session(name) {
+        return;
+    }
+    let stat = std::fs::read_to_string("/proc/self/stat").expect("its stat");
+    let after_name = &stat[stat.rfind(')').expect("a stat line") + 2..];
+    let session = after_name.split(' ').nth(3).expect("a session field");
+    assert_eq!(session, "0", "the binary's session began outside its namespace: {stat}");
+
+    let tag = Tag::new();
+    let (k, v) = tag_env(&tag);
+    let mut ex = ready(&["--spawn-children", "2", "--children-setsid"]).env(k, v);
+    ex.start().expect("start");
+    let pid = ex.pid().expect("pid");
+    ex.stop().expect("stop");
+    assert_stopped_and_gone(pid, &tag);
+
+    let dir = mirakuru_test::temp_dir();
+    let pid_file = dir.path().join("daemon.pid");
+    let (port, pid_arg) = (free_port(), pid_file.display().to_string());
+    let port_arg = port.to_string();
+    let args = ["--daemonize", "--clear-env", "--pid-file", &pid_arg, "--tcp", &port_arg];
+    let mut ex = TcpExecutor::new(svc(&args), "127.0.0.1", port);
+    ex.start().expect("a daemon that left the session");
+    let daemon = mirakuru_test::pid_from_file(&pid_file, Duration::from_secs(5))
+        .expect("the daemon writes its pid file");
+    ex.stop().expect("stop");
+    let gone = mirakuru_test::gone_or_killed(daemon, Duration::from_secs(2));
+    assert!(gone, "stop() ends the daemon");
+}
+
 /// A program's own SIGCHLD handler, installed with `SA_NOCLDWAIT` (children then leave no
 /// status), is kept: only the flag goes, so that exit statuses can be read.
 #[test]

@@ -86,7 +86,7 @@ const CHILD: &str = "MIRAKURU_TEST_CHILD";
 /// Runs the test `name` again in a child process with `env` set, and asserts that it passed
 /// there (the test tells the parent from the child by the variables it gets).
 pub fn in_child_with(name: &str, env: &[(&str, &str)]) {
-    run_child(name, env, &[]);
+    run_child(name, env, &[], &[]);
 }
 
 /// [`in_child`] for a test of a binary started with `ignored` signals ignored, as some CI
@@ -95,14 +95,48 @@ pub fn in_child_ignoring(name: &str, ignored: &'static [i32]) -> bool {
     if std::env::var_os(CHILD).is_some() {
         return true;
     }
-    run_child(name, &[], ignored);
+    run_child(name, &[], ignored, &[]);
     false
 }
 
-fn run_child(name: &str, env: &[(&str, &str)], ignored: &'static [i32]) {
+/// [`in_child`] for a test of a binary whose session leader lives outside its pid namespace,
+/// as in a container whose init started the job: `getsid` answers 0 there, and `/proc` shows
+/// 0 as the session of every process of it. The binary runs under a shell that is the
+/// namespace's init, with a `/proc` of its own. False, with one line said, where no pid
+/// namespace can be made (a container without `CAP_SYS_ADMIN` and no user namespaces).
+pub fn in_child_outside_its_session(name: &str) -> bool {
+    if std::env::var_os(CHILD).is_some() {
+        return true;
+    }
+    let namespace = ["unshare", "--pid", "--fork", "--mount-proc"];
+    let as_user = ["unshare", "--user", "--map-root-user", "--pid", "--fork", "--mount-proc"];
+    let works = |wrap: &[&str]| {
+        let probe = std::process::Command::new(wrap[0]).args(&wrap[1..]).arg("true").output();
+        probe.is_ok_and(|out| out.status.success())
+    };
+    let Some(wrap) = [&namespace[..], &as_user[..]].into_iter().find(|w| works(w)) else {
+        println!("skipped {name}: no pid namespace can be made here");
+        return false;
+    };
+    // The shell stays the namespace's init (`exit` keeps it from exec'ing the binary), so
+    // the binary is not pid 1, whose signals the kernel treats apart.
+    let mut shell = wrap.to_vec();
+    shell.extend(["sh", "-c", "\"$0\" \"$@\"; exit $?"]);
+    run_child(name, &[], &[], &shell);
+    false
+}
+
+fn run_child(name: &str, env: &[(&str, &str)], ignored: &'static [i32], wrap: &[&str]) {
     use std::os::unix::process::CommandExt;
     let exe = std::env::current_exe().expect("the test binary");
-    let mut cmd = std::process::Command::new(exe);
+    let mut cmd = match wrap.split_first() {
+        Some((program, args)) => {
+            let mut cmd = std::process::Command::new(program);
+            cmd.args(args).arg(exe);
+            cmd
+        }
+        None => std::process::Command::new(exe),
+    };
     cmd.args([name, "--exact", "--nocapture", "--test-threads=1"])
         .env(CHILD, "1")
         .envs(env.iter().copied());
