@@ -17,7 +17,8 @@
 //! | `platform/` | the system calls, and all that differs between operating systems |
 //! | `output.rs` | captured output and banner search |
 //! | [`fixture`] | what the attribute describes: [`fixture::Spec`], [`Fixture`], ports |
-//! | `shared.rs` | [`SharedFixture`]: one service for the tests of a binary |
+//! | `shared.rs` | [`SharedFixture`]: one service for the tests of a binary, or of a run |
+//! | `run/` | run scope: one service for a whole test run, kept by a keeper process |
 //! | `error.rs` | [`Error`] |
 
 #![warn(missing_docs, missing_debug_implementations, rust_2018_idioms, unreachable_pub)]
@@ -33,6 +34,7 @@ mod output;
 mod platform;
 mod process;
 pub mod ready;
+mod run;
 mod settings;
 mod shared;
 mod signal;

@@ -8,7 +8,9 @@
 //!
 //! Under `cargo nextest`, which runs every test in a process of its own, a shared fixture is
 //! started once per test process; its fixed ports are held for the process's life, so that
-//! two processes never run it on the same port at once.
+//! two processes never run it on the same port at once. A run-scoped one
+//! ([`SharedFixture::in_run`], `scope = run` in the attribute) is started once for the whole
+//! run instead, by a keeper process (see `run/`).
 
 use std::cell::RefCell;
 use std::fmt;
@@ -19,6 +21,7 @@ use std::time::{Duration, Instant};
 
 use crate::fixture::{claim_all, Claims, Fixture, Spec, CLAIM_WAIT};
 use crate::process::at_exit;
+use crate::run::{self, KeptStopped};
 use crate::{Error, Stopped};
 
 /// How long a test waits for a shared service that another test stopped with `stopped!`, and
@@ -44,6 +47,8 @@ const SHARED_WAIT: Duration = Duration::from_secs(300);
 /// ```
 pub struct SharedFixture {
     spec: fn() -> Spec,
+    /// For a run-scoped fixture, its path in the test crate (`module_path!()` and its name).
+    run_path: Option<&'static str>,
     started: OnceLock<Result<Fixture, String>>,
     /// Its fixed ports, held for the life of the process.
     claims: Mutex<Option<Claims>>,
@@ -56,9 +61,35 @@ impl SharedFixture {
     pub const fn new(spec: fn() -> Spec) -> SharedFixture {
         SharedFixture {
             spec,
+            run_path: None,
             started: OnceLock::new(),
             claims: Mutex::new(None),
             gate: Gate::new(),
+        }
+    }
+
+    /// The fixture lives for the whole test run — every test process of one
+    /// `cargo nextest run`, every test binary of one `cargo test` — instead of one process:
+    /// started by the first test that asks, exactly once, by a keeper process that stops it
+    /// when the run ends. A binary run on its own (not by nextest or cargo) starts one for
+    /// itself, as without this.
+    ///
+    /// `path` is the static's path, `concat!(module_path!(), "::NAME")`; the keeper is the
+    /// test binary run again on a test that must exist beside the static, named
+    /// `__mirakuru_keep_NAME`, whose body is [`SharedFixture::keep`].
+    /// `#[mirakuru::fixture(scope = run, ...)]` writes both.
+    pub const fn in_run(mut self, path: &'static str) -> SharedFixture {
+        self.run_path = Some(path);
+        self
+    }
+
+    /// The body of a run-scoped fixture's keeper test (see [`SharedFixture::in_run`]): keeps
+    /// the service when the test binary was started as its keeper, and does nothing
+    /// otherwise.
+    #[doc(hidden)]
+    pub fn keep(&'static self) {
+        if let Some((path, _)) = self.run_names() {
+            run::keep(self, path);
         }
     }
 
@@ -86,6 +117,12 @@ impl SharedFixture {
         let fixture = self.fixture()?;
         report_on_panic(self);
         let thread = self.gate.enter(fixture.name())?;
+        if let Some(kept) = fixture.as_kept() {
+            if let Err(message) = kept.enter() {
+                self.gate.leave(thread);
+                return Err(message);
+            }
+        }
         Ok(SharedGuard { owner: self, fixture, thread })
     }
 
@@ -109,8 +146,12 @@ impl SharedFixture {
             action: "waiting for the other tests to stop".into(),
             source: std::io::Error::new(std::io::ErrorKind::TimedOut, message),
         })?;
-        match fixture.stopped() {
-            Ok(restart) => Ok(SharedStopped { owner: self, restart: Some(restart) }),
+        let down = match fixture.as_kept() {
+            Some(kept) => kept.stop().map(Down::Kept),
+            None => fixture.stopped().map(Down::Here),
+        };
+        match down {
+            Ok(down) => Ok(SharedStopped { owner: self, restart: Some(down) }),
             Err(err) => {
                 self.gate.open();
                 Err(err)
@@ -118,27 +159,63 @@ impl SharedFixture {
         }
     }
 
-    /// The fixture, started (once) if it was not.
+    /// The fixture, started (once) if it was not: by the run's keeper for a run-scoped one
+    /// in a run, here otherwise.
     fn fixture(&'static self) -> Result<&'static Fixture, String> {
-        let started = self.started.get_or_init(|| {
-            let spec = (self.spec)();
-            let name = spec.name().to_string();
-            // Its fixed ports are this process's for as long as it lives: another test
-            // process (nextest) waits for them instead of running a second service there.
-            let mut keys: Vec<String> =
-                spec.fixed_ports().iter().map(|p| format!("port-{p}")).collect();
-            keys.sort();
-            let claims = claim_all(&keys, CLAIM_WAIT).map_err(|err| {
-                format!("shared mirakuru fixture `{name}` could not start: {err}")
-            })?;
-            *self.claims.lock().unwrap_or_else(|p| p.into_inner()) = Some(claims);
-            let fixture = spec.start().map_err(|err| {
-                format!("shared mirakuru fixture `{name}` could not start: {err}")
-            })?;
-            at_exit(move || self.shut_down());
-            Ok(fixture)
+        let started = self.started.get_or_init(|| match self.attach() {
+            Some(kept) => kept.map(Fixture::kept),
+            None => self.start(),
         });
         started.as_ref().map_err(Clone::clone)
+    }
+
+    /// The run's keeper of a run-scoped fixture, started if no process of the run did;
+    /// `None` for a fixture of this process (not run-scoped, or no run).
+    fn attach(&'static self) -> Option<Result<run::Kept, String>> {
+        let (path, keeper_test) = self.run_names()?;
+        run::attach(path, &keeper_test)
+    }
+
+    /// A run-scoped fixture's path in the test crate, the same in every test binary of it
+    /// (`common::PG`, where `module_path!()` says `a::common` in `tests/a.rs`), and the name
+    /// of its keeper test.
+    fn run_names(&self) -> Option<(&'static str, String)> {
+        let path = self.run_path?;
+        let in_crate = path.split_once("::").map_or(path, |(_, rest)| rest);
+        let keeper_test = match in_crate.rsplit_once("::") {
+            Some((module, name)) => format!("{module}::__mirakuru_keep_{name}"),
+            None => format!("__mirakuru_keep_{in_crate}"),
+        };
+        Some((in_crate, keeper_test))
+    }
+
+    /// The fixture started in this process (once): what the keeper of a run-scoped one runs.
+    pub(crate) fn start_here(&'static self) -> Result<&'static Fixture, String> {
+        self.started.get_or_init(|| self.start()).as_ref().map_err(Clone::clone)
+    }
+
+    /// Stops the fixture started here: what the keeper does when the run ends.
+    pub(crate) fn shut_down_here(&'static self) {
+        self.shut_down();
+    }
+
+    /// Starts the fixture in this process.
+    fn start(&'static self) -> Result<Fixture, String> {
+        let spec = (self.spec)();
+        let name = spec.name().to_string();
+        // Its fixed ports are this process's for as long as it lives: another test process
+        // (nextest) waits for them instead of running a second service there.
+        let mut keys: Vec<String> =
+            spec.fixed_ports().iter().map(|p| format!("port-{p}")).collect();
+        keys.sort();
+        let claims = claim_all(&keys, CLAIM_WAIT)
+            .map_err(|err| format!("shared mirakuru fixture `{name}` could not start: {err}"))?;
+        *self.claims.lock().unwrap_or_else(|p| p.into_inner()) = Some(claims);
+        let fixture = spec
+            .start()
+            .map_err(|err| format!("shared mirakuru fixture `{name}` could not start: {err}"))?;
+        at_exit(move || self.shut_down());
+        Ok(fixture)
     }
 
     /// At exit: waits briefly for tests still using it, then stops it gracefully.
@@ -189,6 +266,9 @@ impl Deref for SharedGuard {
 
 impl Drop for SharedGuard {
     fn drop(&mut self) {
+        if let Some(kept) = self.fixture.as_kept() {
+            kept.leave();
+        }
         self.owner.gate.leave(self.thread);
     }
 }
@@ -204,7 +284,22 @@ impl fmt::Debug for SharedGuard {
 #[must_use = "the service is restarted when this guard is dropped"]
 pub struct SharedStopped {
     owner: &'static SharedFixture,
-    restart: Option<Stopped>,
+    restart: Option<Down>,
+}
+
+/// A shared service stopped: here, or by the run's keeper.
+enum Down {
+    Here(Stopped),
+    Kept(KeptStopped),
+}
+
+impl Down {
+    fn restart(self) -> Result<(), Error> {
+        match self {
+            Down::Here(stopped) => stopped.restart(),
+            Down::Kept(stopped) => stopped.restart(),
+        }
+    }
 }
 
 impl SharedStopped {

@@ -22,6 +22,16 @@ pub(crate) fn fixtures(args: TokenStream, f: &TestFn) -> syn::Result<Fixtures> {
     let mut errors = Errors::default();
     let defs: Option<Vec<Def>> =
         def::read_all(args, &f.stacked, None, &mut errors).into_iter().collect();
+    for def in defs.iter().flatten() {
+        if let Some(span) = def.run_scope {
+            errors.push(syn::Error::new(
+                span,
+                "`scope = run` is for a shared fixture's static: a test's own fixtures live for \
+                 the test; declare `#[mirakuru::fixture(scope = run, ...)] static NAME: \
+                 mirakuru::SharedFixture;` and take it with `NAME.get()`",
+            ));
+        }
+    }
     let bindings = defs.as_ref().and_then(|defs| {
         errors.take(unique_names(defs));
         errors.take(bind(&f.sig, defs))

@@ -29,6 +29,8 @@ pub(crate) struct Def {
     pub(crate) ready_any: bool,
     /// The plain options given, in the order their setters are emitted.
     pub(crate) options: Vec<Setter>,
+    /// `scope = run`: where the key is written.
+    pub(crate) run_scope: Option<proc_macro2::Span>,
 }
 
 /// `.setter(value)`: a plain option, as it is passed to the runtime.
@@ -109,6 +111,7 @@ pub(crate) fn check(
     valid::auto_socket_must_reach_service(&d, e);
     d.read_options(|_| true, e);
     d.read_name(e);
+    d.read_scope(e);
     let ok = errors.is_empty();
     all_errors.extend(errors);
     finish(d, ok, default_name)
@@ -142,6 +145,7 @@ fn finish(d: Draft<'_>, ok: bool, default_name: Option<&str>) -> Option<Def> {
         readiness: d.checks.into_iter().map(|(_, _, check)| check).collect(),
         ready_any: d.ready.is_some_and(|(any, _)| any),
         options,
+        run_scope: d.run_scope,
     })
 }
 

@@ -10,7 +10,7 @@ use crate::args::{Arg, Value};
 use crate::command::{self, Cmd};
 use crate::errors::Errors;
 use crate::keys::{
-    self, Given, Key, Needs, Role, ARGS, CMD, ENV, HTTP, NAME, PATH, READY, SHELL, URL,
+    self, Given, Key, Needs, Role, ARGS, CMD, ENV, HTTP, NAME, PATH, READY, SCOPE, SHELL, URL,
 };
 use crate::placeholders::{self, PortUse};
 use crate::readiness::{self, HttpTarget, Readiness};
@@ -47,6 +47,8 @@ pub(crate) struct Draft<'a> {
     pub(crate) options: Vec<(&'static Key, Option<Typed>)>,
     pub(crate) cmd: Option<Cmd>,
     pub(crate) name: Option<Ident>,
+    /// `scope = run`, and the key's span; `None` for the default scope.
+    pub(crate) run_scope: Option<Span>,
 }
 
 impl<'a> Draft<'a> {
@@ -59,6 +61,7 @@ impl<'a> Draft<'a> {
             options: Vec::new(),
             cmd: None,
             name: None,
+            run_scope: None,
         }
     }
 
@@ -131,6 +134,12 @@ impl<'a> Draft<'a> {
 
     pub(crate) fn read_name(&mut self, errors: &mut Errors) {
         self.name = self.given.valid(NAME).and_then(|a| errors.take(values::name(a)));
+    }
+
+    pub(crate) fn read_scope(&mut self, errors: &mut Errors) {
+        let arg = self.given.valid(SCOPE);
+        let run = arg.and_then(|a| errors.take(values::scope(a))).unwrap_or(false);
+        self.run_scope = arg.filter(|_| run).map(|a| a.key.span());
     }
 
     pub(crate) fn has_check(&self, name: &str) -> bool {

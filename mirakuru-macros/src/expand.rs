@@ -4,6 +4,7 @@
 
 use proc_macro2::{Delimiter, Group, Literal, Span, TokenStream, TokenTree};
 use quote::{quote, quote_spanned, ToTokens};
+use syn::ext::IdentExt;
 use syn::punctuated::Punctuated;
 use syn::spanned::Spanned;
 use syn::{Ident, LitStr, ReturnType, Type};
@@ -152,12 +153,34 @@ fn mentions_impl(ty: &Type) -> bool {
 }
 
 /// The static, initialized with its fixture's `Spec`.
+///
+/// A run-scoped one also gets its keeper: a test, ignored unless the runtime runs the binary
+/// on it by name (`--exact --ignored`), beside the static so that its name follows from the
+/// static's path.
 fn shared_static(s: SharedStatic, def: &Def) -> TokenStream {
     let SharedStatic { attrs, vis, static_token, ident, ty, semi_token, .. } = s;
     let spec = spec(def);
+    let Some(scope_span) = def.run_scope else {
+        return quote! {
+            #(#attrs)*
+            #vis #static_token #ident: #ty = ::mirakuru::__private::SharedFixture::new(|| #spec) #semi_token
+        };
+    };
+    let name = ident.unraw().to_string();
+    let path = LitStr::new(&name, Span::call_site());
+    let keeper = Ident::new(&format!("__mirakuru_keep_{name}"), scope_span);
     quote! {
         #(#attrs)*
-        #vis #static_token #ident: #ty = ::mirakuru::__private::SharedFixture::new(|| #spec) #semi_token
+        #vis #static_token #ident: #ty = ::mirakuru::__private::SharedFixture::new(|| #spec)
+            .in_run(::core::concat!(::core::module_path!(), "::", #path)) #semi_token
+
+        #[doc(hidden)]
+        #[allow(non_snake_case)]
+        #[::core::prelude::v1::test]
+        #[ignore = "the keeper of a run-scoped mirakuru fixture: run by the fixture itself"]
+        fn #keeper() {
+            #ident.keep();
+        }
     }
 }
 

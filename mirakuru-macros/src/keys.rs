@@ -27,6 +27,7 @@ pub(crate) const OWNED: &str = "owned";
 pub(crate) const ENV: &str = "env";
 pub(crate) const SHELL: &str = "shell";
 pub(crate) const NAME: &str = "name";
+pub(crate) const SCOPE: &str = "scope";
 
 /// Every key, in the order the messages list them. A plain option's row is
 /// `option(name, kind of value, Spec setter, a valid value)`; the setter must exist on the
@@ -67,6 +68,7 @@ pub(crate) const KEYS: &[Key] = &[
     option("kill_signal", Kind::Signal, "kill_signal", "SIGINT"),
     option("expected_returncode", Kind::I32, "expected_returncode", "143"),
     special(NAME),
+    special(SCOPE),
 ];
 
 /// One row of [`KEYS`].
@@ -387,7 +389,7 @@ mod tests {
     fn unknown_keys_list_the_valid_ones() {
         let message = error(quote!(cmd = "x", prot = 1));
         assert!(message.starts_with("unknown `mirakuru::fixture` argument `prot`; expected one of `cmd`, `args`, `tcp`,"), "{message}");
-        assert!(message.ends_with("`expected_returncode`, `name`"), "{message}");
+        assert!(message.ends_with("`expected_returncode`, `name`, `scope`"), "{message}");
     }
 
     #[test]

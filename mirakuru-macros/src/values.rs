@@ -190,6 +190,26 @@ pub(crate) fn name(arg: &Arg) -> syn::Result<Ident> {
     }
 }
 
+/// `scope = run` (true) or `scope = process` (false, the default).
+pub(crate) fn scope(arg: &Arg) -> syn::Result<bool> {
+    match &arg.value {
+        Value::Ident(ident) if ident == "run" => Ok(true),
+        Value::Ident(ident) if ident == "process" => Ok(false),
+        Value::Str(s) if matches!(s.value().as_str(), "run" | "process") => {
+            Err(syn::Error::new_spanned(
+                s,
+                format!("write the scope without quotes: `scope = {}`", s.value()),
+            ))
+        }
+        _ => Err(expected(
+            arg,
+            "`run` (one service for the whole test run) or `process` (one per test process, \
+             the default)",
+            "run",
+        )),
+    }
+}
+
 /// A regex string, such as `exec_output` and `file_matches` take.
 fn pattern(arg: &Arg, example: &str) -> syn::Result<LitStr> {
     let s = non_empty_string(arg, example)?;

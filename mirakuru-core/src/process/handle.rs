@@ -177,6 +177,7 @@ impl Process {
         // meanwhile, is known by now (see `leaders.rs`).
         let mut ours = live::owned();
         ours.extend(leaders::running());
+        ours.extend(leaders::disowned());
         if let Ok(supervisor) = supervisor::get() {
             ours.extend(supervisor.reaper_pid());
         }

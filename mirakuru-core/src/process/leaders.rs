@@ -39,3 +39,17 @@ pub(crate) fn keep(len: usize, running: impl Iterator<Item = u32>) {
         list.extend(running);
     }
 }
+
+static DISOWNED: Mutex<Vec<u32>> = Mutex::new(Vec::new());
+
+/// Marks `pid`, a child this binary spawned for something else than a service (a run-scoped
+/// fixture's keeper), as nobody's orphan: it lives in a session of its own as daemons do, and
+/// must never be taken for one of a service and stopped with it.
+pub(crate) fn disown(pid: u32) {
+    DISOWNED.lock().unwrap_or_else(|p| p.into_inner()).push(pid);
+}
+
+/// The pids [`disown`]ed.
+pub(crate) fn disowned() -> Vec<u32> {
+    DISOWNED.lock().unwrap_or_else(|p| p.into_inner()).clone()
+}

@@ -38,11 +38,13 @@ mod tree;
 
 pub(crate) use at_exit::at_exit;
 pub(crate) use handle::{PortOwner, Process};
+pub(crate) use leaders::disown;
 pub(crate) use liveness::{Liveness, Survivors};
 pub(crate) use monitor::Monitor;
 pub(crate) use run_dir::private_dir;
 pub(crate) use sockets::listeners_of;
 pub(crate) use spawn::{new_marker, Extras};
+pub(crate) use sweep::start_time;
 pub(crate) use tree::{far_future, StopPlan};
 
 /// The `std::process::Command` of a readiness probe: built like a service's, so it runs in a

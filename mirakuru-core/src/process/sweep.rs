@@ -205,7 +205,17 @@ pub(crate) fn orphans(since: u64) -> Vec<u32> {
     found.retain(|pid| {
         std::fs::read(format!("/proc/{pid}/comm")).map_or(true, |c| c != b"mirakuru-reaper\n")
     });
+    // Nor is a run-scoped fixture's keeper, which comes to this binary when the test process
+    // that started it (a child of this one) exits: it keeps the service of a whole run.
+    found.retain(|pid| !is_keeper(*pid));
     found
+}
+
+/// Whether `pid` is a run-scoped fixture's keeper: its environment names the fixture it keeps.
+fn is_keeper(pid: u32) -> bool {
+    let environ = std::fs::read(format!("/proc/{pid}/environ")).unwrap_or_default();
+    let name = crate::run::KEEP.as_bytes();
+    environ.split(|&b| b == 0).any(|e| e.starts_with(name) && e.get(name.len()) == Some(&b'='))
 }
 
 /// The zombies among this binary's children started since the tree's leader. (Not from

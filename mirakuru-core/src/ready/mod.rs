@@ -204,6 +204,11 @@ impl Captures {
         Captures { groups, names }
     }
 
+    /// The groups and their names, as [`Captures::new`] takes them.
+    pub(crate) fn parts(&self) -> (&[Option<String>], &[Option<String>]) {
+        (&self.groups, &self.names)
+    }
+
     /// The text of group `i`, if it took part in the match.
     pub fn get(&self, i: usize) -> Option<&str> {
         self.groups.get(i).and_then(|g| g.as_deref())

@@ -55,6 +55,7 @@ mod liveness;
 mod orphans;
 mod output;
 mod ready;
+mod run_scope;
 mod security;
 mod services;
 mod stress;

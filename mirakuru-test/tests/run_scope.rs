@@ -1,0 +1,46 @@
+//! One service for a whole test run: 32 tests, each in a process of its own under
+//! `cargo nextest run`, use one run-scoped fixture. The service counts its own starts: in
+//! `MIRAKURU_RUN_SCOPE_STARTS` when set (`.ci/run` sets it for the whole run and checks it
+//! afterwards), else in the fixture's private directory. Every test checks that exactly one
+//! start was counted, by the process it talks to.
+
+use std::net::TcpStream;
+use std::path::PathBuf;
+
+use mirakuru::SharedFixture;
+
+const SERVICE: &str = env!("CARGO_BIN_EXE_mirakuru-test-service");
+
+/// Where the service appends its pid at each start.
+fn starts_file() -> String {
+    std::env::var("MIRAKURU_RUN_SCOPE_STARTS").unwrap_or_else(|_| "{tmpdir}/starts".into())
+}
+
+// A start that takes a moment, as a real server's does: what the run scope saves each test.
+#[mirakuru::fixture(
+    scope = run,
+    tcp = auto,
+    args = [SERVICE, "--count-file", starts_file(), "--delay-ms", "200", "--tcp", "{port}"]
+)]
+static ONE: SharedFixture;
+
+fn uses_the_one_service() {
+    let service = ONE.get();
+    let pid = service.pid().expect("the service runs");
+    let starts = match std::env::var_os("MIRAKURU_RUN_SCOPE_STARTS") {
+        Some(path) => PathBuf::from(path),
+        None => service.tmpdir().join("starts"),
+    };
+    let starts = std::fs::read_to_string(&starts).expect("the service counts its starts");
+    assert_eq!(starts.lines().collect::<Vec<_>>(), [pid.to_string()], "started once, in the run");
+    TcpStream::connect(("127.0.0.1", service.port())).expect("it accepts connections");
+}
+
+macro_rules! tests {
+    ($($name:ident)*) => { $( #[test] fn $name() { uses_the_one_service(); } )* };
+}
+
+tests! {
+    t01 t02 t03 t04 t05 t06 t07 t08 t09 t10 t11 t12 t13 t14 t15 t16
+    t17 t18 t19 t20 t21 t22 t23 t24 t25 t26 t27 t28 t29 t30 t31 t32
+}
