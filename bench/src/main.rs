@@ -7,6 +7,7 @@
 //! cargo run --release -p mirakuru-bench -- [--runs N] [--warmup N]
 //!     [--json] [--only NAME[,NAME...]] [--list]
 //! mirakuru-bench helper-service FLAGS...    # the helper service (see `services.rs`)
+//! mirakuru-bench suite [--runs N]            # one suite under cargo test and nextest
 //! ```
 //!
 //! Each scenario runs `--warmup` untimed rounds (default 1), then `--runs` timed ones
@@ -23,6 +24,7 @@ mod oracle;
 mod report;
 mod scenarios;
 mod services;
+mod suite;
 
 use std::ffi::OsStr;
 use std::process::ExitCode;
@@ -87,6 +89,24 @@ fn main() -> ExitCode {
     let mut args = std::env::args_os();
     if args.nth(1).as_deref() == Some(OsStr::new(services::AS_HELPER)) {
         mirakuru_test::test_service::run(vec![services::AS_HELPER.into()], args)
+    }
+    if std::env::args().nth(1).as_deref() == Some("suite") {
+        let runs = std::env::args().skip(2).collect::<Vec<_>>();
+        let runs = match runs.as_slice() {
+            [] => 5,
+            [flag, n] if flag == "--runs" => match parse_count(n, "--runs", 1) {
+                Ok(n) => n,
+                Err(msg) => {
+                    eprintln!("mirakuru-bench suite: {msg}");
+                    return ExitCode::from(2);
+                }
+            },
+            _ => {
+                eprintln!("usage: mirakuru-bench suite [--runs N]");
+                return ExitCode::from(2);
+            }
+        };
+        return suite::main(runs);
     }
     let options = match parse_args() {
         Ok(o) => o,

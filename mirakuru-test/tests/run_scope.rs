@@ -2,7 +2,9 @@
 //! `cargo nextest run`, use one run-scoped fixture. The service counts its own starts: in
 //! `MIRAKURU_RUN_SCOPE_STARTS` when set (`.ci/run` sets it for the whole run and checks it
 //! afterwards), else in the fixture's private directory. Every test checks that exactly one
-//! start was counted, by the process it talks to.
+//! start was counted, by the process it talks to. It is also the suite `mirakuru-bench suite`
+//! times under both runners: a service that takes a second to start, and 25 ms of work with
+//! it in each test.
 
 use std::net::TcpStream;
 use std::path::PathBuf;
@@ -16,11 +18,12 @@ fn starts_file() -> String {
     std::env::var("MIRAKURU_RUN_SCOPE_STARTS").unwrap_or_else(|_| "{tmpdir}/starts".into())
 }
 
-// A start that takes a moment, as a real server's does: what the run scope saves each test.
+// A start that takes a second, as a database server's does: what the run scope saves each
+// test process.
 #[mirakuru::fixture(
     scope = run,
     tcp = auto,
-    args = [SERVICE, "--count-file", starts_file(), "--delay-ms", "200", "--tcp", "{port}"]
+    args = [SERVICE, "--count-file", starts_file(), "--delay-ms", "1000", "--tcp", "{port}"]
 )]
 static ONE: SharedFixture;
 
@@ -33,7 +36,10 @@ fn uses_the_one_service() {
     };
     let starts = std::fs::read_to_string(&starts).expect("the service counts its starts");
     assert_eq!(starts.lines().collect::<Vec<_>>(), [pid.to_string()], "started once, in the run");
-    TcpStream::connect(("127.0.0.1", service.port())).expect("it accepts connections");
+    let connection = TcpStream::connect(("127.0.0.1", service.port())).expect("it answers");
+    // The test's own work with the service, as a suite's queries take: 25 ms.
+    std::thread::sleep(std::time::Duration::from_millis(25));
+    drop(connection);
 }
 
 macro_rules! tests {

@@ -4,6 +4,7 @@
 //! services and keepers do. (The 32-process suite under the real nextest is the `run_scope`
 //! test target.)
 
+use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -152,6 +153,11 @@ impl FakeRun {
             .env(DIR, dir.path())
             .env("NEXTEST_RUN_ID", id)
             .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            // A group of its own, which the end of the test kills with what is left in it
+            // (a `sleep` of the script), as nextest would not.
+            .process_group(0)
             .spawn()
             .expect("the fake runner starts");
         FakeRun { runner, dir, _bin: bin }
@@ -193,7 +199,8 @@ impl FakeRun {
 
 impl Drop for FakeRun {
     fn drop(&mut self) {
-        let _ = self.runner.kill();
+        // SAFETY: kill(2) of the process group this test made for its runner.
+        unsafe { libc::kill(-(self.runner.id() as i32), libc::SIGKILL) };
         let _ = self.runner.wait();
     }
 }
