@@ -6,7 +6,6 @@
 //! stops the service (tree, grace, kill) and removes the run's files.
 
 use std::io::BufReader;
-use std::os::fd::AsFd;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::time::Duration;
 
@@ -69,8 +68,14 @@ fn serve(shared: &'static SharedFixture) -> Result<(), String> {
         Err(message) => State::Failed(message),
     };
     state.write(&place.state()).map_err(|e| format!("its state: {e}"))?;
-    let keeper = Keeper { shared, place: &place, runner, runner_fd: runner_fd.as_ref() };
-    keeper.answer_until_the_run_ends(&listener);
+    let keeper = Keeper {
+        shared,
+        place: &place,
+        runner,
+        runner_fd: runner_fd.as_ref(),
+        listener: &listener,
+    };
+    keeper.answer_until_the_run_ends();
     shared.shut_down_here();
     place.remove();
     Ok(())
@@ -81,35 +86,60 @@ struct Keeper<'a> {
     place: &'a Place,
     runner: Runner,
     runner_fd: Option<&'a std::os::fd::OwnedFd>,
+    listener: &'a UnixListener,
+}
+
+/// What woke the keeper.
+enum Woken {
+    /// A connection waits on the listener.
+    Listener,
+    /// The stream it also waited on is readable.
+    Stream,
+    /// The runner is gone: the run ended.
+    RunEnded,
 }
 
 impl Keeper<'_> {
-    fn answer_until_the_run_ends(&self, listener: &UnixListener) {
-        while self.wait_for(listener.as_fd()) {
-            while let Ok((stream, _)) = listener.accept() {
-                if control::from_this_user(&stream) {
-                    self.answer(stream);
-                }
+    fn answer_until_the_run_ends(&self) {
+        loop {
+            match self.wait(None) {
+                Woken::RunEnded => return,
+                Woken::Listener | Woken::Stream => self.answer_waiting(),
             }
         }
     }
 
-    /// Waits until `fd` is readable (true) or the runner is gone (false).
-    fn wait_for(&self, fd: std::os::fd::BorrowedFd<'_>) -> bool {
+    /// Waits for a connection, for `stream` to be readable, or for the runner's end.
+    fn wait(&self, stream: Option<&UnixStream>) -> Woken {
         loop {
-            let mut fds = vec![PollFd::new(&fd, PollFlags::IN)];
+            let mut fds = vec![PollFd::new(self.listener, PollFlags::IN)];
+            if let Some(stream) = stream {
+                fds.push(PollFd::new(stream, PollFlags::IN));
+            }
             if let Some(runner) = self.runner_fd {
                 fds.push(PollFd::new(runner, PollFlags::IN));
             }
             let timeout = rustix::event::Timespec::try_from(RUNNER_TICK).ok();
             let _ = rustix::event::poll(&mut fds, timeout.as_ref());
-            let runner_gone = fds.get(1).is_some_and(|f| !f.revents().is_empty());
-            let readable = !fds[0].revents().is_empty();
-            if runner_gone || !self.runner.alive() {
-                return false;
+            let woken = |i: usize| fds.get(i).is_some_and(|f| !f.revents().is_empty());
+            let runner_at = if stream.is_some() { 2 } else { 1 };
+            if (self.runner_fd.is_some() && woken(runner_at)) || !self.runner.alive() {
+                return Woken::RunEnded;
             }
-            if readable {
-                return true;
+            if stream.is_some() && woken(1) {
+                return Woken::Stream;
+            }
+            if woken(0) {
+                return Woken::Listener;
+            }
+        }
+    }
+
+    /// Answers the connections waiting on the listener, one after another.
+    fn answer_waiting(&self) {
+        while let Ok((stream, _)) = self.listener.accept() {
+            if control::from_this_user(&stream) {
+                self.answer(stream);
             }
         }
     }
@@ -121,7 +151,7 @@ impl Keeper<'_> {
         let Ok(writer) = stream.try_clone() else { return };
         let mut writer = writer;
         let mut reader = BufReader::new(stream);
-        // A test that stopped the service holds its connection until it asks for the restart.
+        // Requests come at once; a connection that sends nothing does not hold the keeper.
         let _ = reader.get_ref().set_read_timeout(Some(Duration::from_secs(10)));
         while let Ok(Some(request)) = control::receive::<Request>(&mut reader) {
             let reply = match request {
@@ -130,7 +160,7 @@ impl Keeper<'_> {
                 Request::Alive => Reply::Alive(fixture.check_alive().map_err(|e| Died::of(&e))),
                 Request::Running => Reply::Running(fixture.running()),
                 Request::Stop => {
-                    self.stop_until_asked(fixture, &mut reader, &mut writer);
+                    self.stop_until_asked(fixture, reader, writer);
                     return;
                 }
                 Request::Start => Reply::Started(Ok(self.seen(fixture))),
@@ -142,34 +172,42 @@ impl Keeper<'_> {
     }
 
     /// `stopped!`: stops the service, and starts it again when asked — or when the test
-    /// process is gone (its connection closed) or the run ends.
+    /// process is gone (its connection closed) or the run ends. Meanwhile the keeper answers
+    /// the others (a test that panics in the block asks for the service's last lines before
+    /// it lets go of the stop).
     fn stop_until_asked(
         &self,
         fixture: &Fixture,
-        reader: &mut BufReader<UnixStream>,
-        writer: &mut UnixStream,
+        mut reader: BufReader<UnixStream>,
+        mut writer: UnixStream,
     ) {
         let stopped = match fixture.stopped() {
             Ok(stopped) => stopped,
             Err(err) => {
-                let _ = control::send(writer, &Reply::Stopped(Err(err.to_string())));
+                let _ = control::send(&mut writer, &Reply::Stopped(Err(err.to_string())));
                 return;
             }
         };
-        if control::send(writer, &Reply::Stopped(Ok(()))).is_err() {
+        if control::send(&mut writer, &Reply::Stopped(Ok(()))).is_err() {
             let _ = self.restart(fixture, stopped);
             return;
         }
         let _ = reader.get_ref().set_read_timeout(None);
-        if reader.buffer().is_empty() && !self.wait_for(reader.get_ref().as_fd()) {
-            // The run ended while the service was stopped: it stays stopped.
-            std::mem::forget(stopped);
-            return;
+        while reader.buffer().is_empty() {
+            match self.wait(Some(reader.get_ref())) {
+                Woken::Stream => break,
+                Woken::Listener => self.answer_waiting(),
+                Woken::RunEnded => {
+                    // The run ended while the service was stopped: it stays stopped.
+                    std::mem::forget(stopped);
+                    return;
+                }
+            }
         }
-        let asked = control::receive::<Request>(reader);
+        let asked = control::receive::<Request>(&mut reader);
         let started = self.restart(fixture, stopped);
         if matches!(asked, Ok(Some(Request::Start))) {
-            let _ = control::send(writer, &Reply::Started(started));
+            let _ = control::send(&mut writer, &Reply::Started(started));
         }
     }
 

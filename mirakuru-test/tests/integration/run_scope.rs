@@ -120,6 +120,17 @@ fn member_stops() {
     write("restarted", format!("{}", kept.pid().expect("pid")));
 }
 
+/// Panics inside `stopped!`: the failure report asks the keeper for the service's last lines
+/// while the service is still stopped by this very process.
+#[test]
+#[ignore = "a process of a run-scoped scenario"]
+fn member_panics_while_stopped() {
+    write("panicking", KEPT.get().pid().expect("pid"));
+    mirakuru::stopped!(KEPT, {
+        panic!("the test fails while the service is stopped");
+    });
+}
+
 // --- the scenarios ---
 
 /// A fake run: `script` run by a shell named `cargo-nextest`, with `$EXE` and `member NAME`
@@ -305,5 +316,27 @@ fn stopped_waits_for_the_tests_of_other_processes() {
     assert_ne!(before[0], after[0], "a new process");
     let starts = std::fs::read_to_string(run.path("starts")).expect("starts");
     assert_eq!(starts.lines().count(), 2, "started, then started again: {starts}");
+    assert!(gone_or_killed(after[0], Duration::from_secs(2)), "it ends with the run");
+}
+
+/// A test that panics inside `stopped!` gets its failure report, the service comes back for
+/// the next test, and nothing hangs.
+#[test]
+fn a_test_that_panics_while_it_holds_the_service_stopped_gets_it_restarted() {
+    let script = "member member_panics_while_stopped\nmember member_uses || exit 1";
+    let mut run = FakeRun::start(script);
+    assert!(run.finish().success(), "the next test used it: log:\n{}", run.log());
+    let log = run.log();
+    assert!(log.contains("the test fails while the service is stopped"), "{log}");
+    assert!(log.contains("--- mirakuru fixture `kept`"), "the report came: {log}");
+    let before: u32 = run.read("panicking").parse().expect("a pid");
+    let users: Vec<_> = std::fs::read_dir(run.dir.path())
+        .expect("dir")
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with("user-"))
+        .collect();
+    assert_eq!(users.len(), 1, "{log}");
+    let after = numbers(&std::fs::read_to_string(users[0].path()).expect("read"));
+    assert_ne!(after[0], before, "restarted after the panic");
     assert!(gone_or_killed(after[0], Duration::from_secs(2)), "it ends with the run");
 }
