@@ -106,6 +106,23 @@ impl Drop for Cleanup<'_> {
     }
 }
 
+/// `command` with the signals a test run may have inherited as ignored set back to their
+/// default: the scenario binary is a test binary as a terminal or nextest starts it. A shell
+/// starts its background jobs with SIGINT and SIGQUIT ignored, and a suite run that way must
+/// not turn the SIGINT scenarios into a binary that never ends.
+fn with_default_signals(command: &mut Command) -> &mut Command {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: only signal(2) between fork and exec, which is async-signal-safe.
+    unsafe {
+        command.pre_exec(|| {
+            for signal in [libc::SIGINT, libc::SIGQUIT, libc::SIGTERM, libc::SIGHUP] {
+                libc::signal(signal, libc::SIG_DFL);
+            }
+            Ok(())
+        })
+    }
+}
+
 fn run(end: End, kind: Kind, service_kind: Service) {
     if !service_kind.available() {
         return;
@@ -127,7 +144,7 @@ fn run(end: End, kind: Kind, service_kind: Service) {
         Kind::PerTest => "per-test",
         Kind::Shared => "shared",
     };
-    let child = Command::new(&program)
+    let child = with_default_signals(&mut Command::new(&program))
         .args([action, kind_arg, service_kind.arg()])
         .env(Tag::VAR, tag.value())
         .env("MIRAKURU_SCENARIO_SERVICE", service())
@@ -263,6 +280,7 @@ fn target_dir() -> PathBuf {
 
 fn cargo() -> Command {
     let mut cargo = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
+    with_default_signals(&mut cargo);
     // Variables nextest gives the tests it runs would steer a cargo or nextest run from here.
     for (key, _) in std::env::vars_os() {
         if key.to_str().is_some_and(|k| k.starts_with("NEXTEST_")) {
@@ -387,7 +405,7 @@ fn killed_during_a_probe(kind: Kind) {
     let tag = Tag::new();
     let kind_arg = if kind == Kind::Shared { "shared" } else { "per-test" };
     let program = bin_path("mirakuru-test-scenario");
-    let child = Command::new(&program)
+    let child = with_default_signals(&mut Command::new(&program))
         .args(["wait", kind_arg, "probe-child"])
         .env(Tag::VAR, tag.value())
         .env("MIRAKURU_SCENARIO_SERVICE", service())
