@@ -173,7 +173,8 @@ impl SharedFixture {
     /// `None` for a fixture of this process (not run-scoped, or no run).
     fn attach(&'static self) -> Option<Result<run::Kept, String>> {
         let (path, keeper_test) = self.run_names()?;
-        run::attach(path, &keeper_test)
+        let fingerprint = (self.spec)().fingerprint();
+        run::attach(path, fingerprint, &keeper_test)
     }
 
     /// A run-scoped fixture's path in the test crate, the same in every test binary of it

@@ -114,6 +114,22 @@ fn address(name: &str) -> io::Result<SocketAddr> {
     return Err(io::Error::new(io::ErrorKind::Unsupported, format!("abstract socket {name}")));
 }
 
+/// Whether the other end of `stream` is process `pid` of this user.
+fn is_peer(stream: &UnixStream, pid: u32) -> bool {
+    #[cfg(target_os = "linux")]
+    {
+        use nix::sys::socket::{getsockopt, sockopt::PeerCredentials};
+        getsockopt(stream, PeerCredentials).is_ok_and(|c| {
+            c.uid() == crate::platform::geteuid() && u32::try_from(c.pid()).ok() == Some(pid)
+        })
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = (stream, pid);
+        false
+    }
+}
+
 /// Whether `stream` comes from a process of this user.
 pub(crate) fn from_this_user(stream: &UnixStream) -> bool {
     #[cfg(target_os = "linux")]
@@ -135,8 +151,17 @@ pub(crate) struct Connection {
 }
 
 impl Connection {
-    pub(crate) fn open(name: &str) -> io::Result<Connection> {
+    /// Connects to the keeper listening on `name`, which must be process `keeper` of this
+    /// user: an abstract name can be read in `/proc/net/unix` and bound by anyone once the
+    /// keeper is gone.
+    pub(crate) fn open(name: &str, keeper: u32) -> io::Result<Connection> {
         let stream = UnixStream::connect_addr(&address(name)?)?;
+        if !is_peer(&stream, keeper) {
+            return Err(io::Error::new(
+                io::ErrorKind::PermissionDenied,
+                format!("the socket {name} is not the keeper's (process {keeper}): it is gone"),
+            ));
+        }
         Ok(Connection { reader: BufReader::new(stream) })
     }
 
@@ -168,4 +193,21 @@ pub(crate) fn receive<T: for<'de> Deserialize<'de>>(
     serde_json::from_slice(&line)
         .map(Some)
         .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
+}
+
+#[cfg(all(test, target_os = "linux"))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_connection_is_refused_unless_the_keeper_named_in_the_state_answers() {
+        let name = new_name().expect("a name");
+        let _listener = listen(&name).expect("bound");
+        let me = std::process::id();
+        // Bound by this process: another pid in the state is a keeper that is gone, and
+        // whoever holds its name now is not to be believed.
+        let err = Connection::open(&name, me + 1).expect_err("not the keeper");
+        assert_eq!(err.kind(), io::ErrorKind::PermissionDenied, "{err}");
+        Connection::open(&name, me).expect("the keeper itself");
+    }
 }

@@ -63,11 +63,13 @@ fn serve(shared: &'static SharedFixture) -> Result<(), String> {
     let name = control::new_name().map_err(|e| e.to_string())?;
     let listener = control::listen(&name).map_err(|e| format!("its socket: {e}"))?;
     listener.set_nonblocking(true).map_err(|e| e.to_string())?;
+    let starting = watch_runner_while_starting(runner, place.clone());
     let state = match shared.start_here() {
         Ok(fixture) => State::Ready(Box::new(Seen { keeper: name, ..Seen::of(fixture) })),
         Err(message) => State::Failed(message),
     };
     state.write(&place.state()).map_err(|e| format!("its state: {e}"))?;
+    starting.store(false, std::sync::atomic::Ordering::SeqCst);
     let keeper = Keeper {
         shared,
         place: &place,
@@ -79,6 +81,27 @@ fn serve(shared: &'static SharedFixture) -> Result<(), String> {
     shared.shut_down_here();
     place.remove();
     Ok(())
+}
+
+/// A start can take as long as its timeout: meanwhile, a thread ends the keeper if the run
+/// ends (the exit stops what was spawned; the keeper's reaper kills the rest).
+fn watch_runner_while_starting(
+    runner: Runner,
+    place: Place,
+) -> std::sync::Arc<std::sync::atomic::AtomicBool> {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let starting = std::sync::Arc::new(AtomicBool::new(true));
+    let watching = starting.clone();
+    let _ = std::thread::Builder::new().name("mirakuru-keeper-watch".into()).spawn(move || {
+        while watching.load(Ordering::SeqCst) {
+            if !runner.alive() {
+                place.remove();
+                std::process::exit(0);
+            }
+            std::thread::sleep(RUNNER_TICK);
+        }
+    });
+    starting
 }
 
 struct Keeper<'a> {
@@ -181,6 +204,12 @@ impl Keeper<'_> {
         mut reader: BufReader<UnixStream>,
         mut writer: UnixStream,
     ) {
+        // Tests that come in wait on it until the service is back, whatever becomes of the
+        // test that stopped it.
+        let down = open_lock(&self.place.down());
+        if let Ok(down) = &down {
+            let _ = rustix::fs::flock(down, FlockOperation::LockExclusive);
+        }
         let stopped = match fixture.stopped() {
             Ok(stopped) => stopped,
             Err(err) => {
@@ -211,8 +240,18 @@ impl Keeper<'_> {
         }
     }
 
+    /// Starts the service again; what tests see next is written either way: its new pid, or
+    /// the error every later test gets.
     fn restart(&self, fixture: &Fixture, stopped: crate::Stopped) -> Result<Box<Seen>, String> {
-        stopped.restart().map_err(|e| e.to_string())?;
+        if let Err(err) = stopped.restart() {
+            let message = format!(
+                "the run-scoped mirakuru fixture `{}` could not start again after a \
+                 `stopped!`: {err}",
+                fixture.name()
+            );
+            let _ = State::Failed(message.clone()).write(&self.place.state());
+            return Err(message);
+        }
         let seen = self.seen(fixture);
         let _ = State::Ready(seen.clone()).write(&self.place.state());
         Ok(seen)

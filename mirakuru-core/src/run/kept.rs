@@ -4,7 +4,6 @@
 
 use std::fs::File;
 use std::io;
-use std::os::unix::fs::OpenOptionsExt;
 use std::os::unix::process::CommandExt;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -37,21 +36,28 @@ pub(crate) struct Kept {
 struct Lease {
     users: usize,
     file: Option<File>,
+    /// This process holds the service stopped (`stopped!`): its tests neither wait for
+    /// the turnstile it holds nor take a share of the lease it holds exclusively.
+    stopped_here: bool,
 }
 
 /// The keeper's service for the fixture at `path` (its path in the test crate), the keeper
 /// started if no process of the run did; `None` when this process is in no run.
-pub(crate) fn attach(path: &str, keeper_test: &str) -> Option<Result<Kept, String>> {
+pub(crate) fn attach(
+    path: &str,
+    fingerprint: u64,
+    keeper_test: &str,
+) -> Option<Result<Kept, String>> {
     // The keeper runs the fixture itself.
     if std::env::var_os(KEEP).is_some() {
         return None;
     }
     let run = super::runner::current()?;
-    Some(attach_in(&run, path, keeper_test))
+    Some(attach_in(&run, path, fingerprint, keeper_test))
 }
 
-fn attach_in(run: &Run, path: &str, keeper_test: &str) -> Result<Kept, String> {
-    let place = Place::of(run, path)?;
+fn attach_in(run: &Run, path: &str, fingerprint: u64, keeper_test: &str) -> Result<Kept, String> {
+    let place = Place::of(run, path, fingerprint)?;
     let start_lock = open_lock(&place.start_lock()).map_err(|e| e.to_string())?;
     lock(&start_lock, FlockOperation::NonBlockingLockExclusive, "start the service")?;
     let state = match State::read(&place.state()) {
@@ -76,14 +82,13 @@ fn attach_in(run: &Run, path: &str, keeper_test: &str) -> Result<Kept, String> {
 /// the place's log, and waits for the state it writes.
 fn start_keeper(place: &Place, run: &Run, path: &str, keeper_test: &str) -> Result<State, String> {
     let exe = std::env::current_exe().map_err(|e| format!("the test binary: {e}"))?;
-    let log = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(true)
-        .write(true)
-        .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
-        .mode(0o600)
-        .open(place.log())
-        .map_err(|e| format!("{}: {e}", place.log().display()))?;
+    // Appended to: a keeper that replaces a dead one keeps what the dead one said.
+    let log = super::place::open_checked(
+        &place.log(),
+        std::fs::OpenOptions::new().create(true).append(true),
+    )
+    .map_err(|e| format!("the keeper's log: {e}"))?;
+    let logged_before = log.metadata().map_or(0, |m| m.len());
     let mut command = std::process::Command::new(exe);
     command
         .args([keeper_test, "--exact", "--ignored", "--test-threads=1", "--nocapture"])
@@ -107,12 +112,20 @@ fn start_keeper(place: &Place, run: &Run, path: &str, keeper_test: &str) -> Resu
             break Ok(state);
         }
         if let Ok(Some(status)) = keeper.try_wait() {
-            let log = std::fs::read_to_string(place.log()).unwrap_or_default();
+            if !run.runner.alive() {
+                break Err(format!(
+                    "the run ended (its runner, process {}, exited) before `{path}` started",
+                    run.runner.pid
+                ));
+            }
+            let log = std::fs::read(place.log()).unwrap_or_default();
+            let log = String::from_utf8_lossy(log.get(logged_before as usize..).unwrap_or(&[]));
             let log = log.trim();
             let log = if log.is_empty() {
                 format!(
                     "it found no test `{keeper_test}` to run: run-scoped fixtures are statics \
-                     at module level, declared with `#[mirakuru::fixture(scope = run, ...)]`"
+                     at module level of a test target with the standard harness (not \
+                     `harness = false`), declared with `#[mirakuru::fixture(scope = run, ...)]`"
                 )
             } else {
                 log.to_string()
@@ -158,12 +171,19 @@ impl Kept {
         &self.tmpdir
     }
 
+    /// What the keeper last wrote: read again each time, since a `stopped!` of another
+    /// process restarts the service with another pid.
     pub(crate) fn seen(&self) -> Seen {
-        self.seen.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(State::Ready(now)) = State::read(&self.place.state()) {
+            *seen = *now;
+        }
+        seen.clone()
     }
 
     fn ask(&self, request: &Request) -> io::Result<Reply> {
-        Connection::open(&self.seen().keeper)?.ask(request)
+        let seen = self.seen();
+        Connection::open(&seen.keeper, seen.keeper_pid)?.ask(request)
     }
 
     pub(crate) fn output(&self) -> Output {
@@ -213,12 +233,20 @@ impl Kept {
 
     /// A test of this process starts using the service: the first takes the process's
     /// shared lease, after any `stopped!` of another process.
+    /// A restart that failed is every later test's error.
     pub(crate) fn enter(&self) -> Result<(), String> {
         let mut lease = self.lease.lock().unwrap_or_else(|p| p.into_inner());
-        if lease.users == 0 {
+        if lease.users == 0 && !lease.stopped_here {
             lease.file = Some(self.take_shared()?);
         }
         lease.users += 1;
+        if let Some(State::Failed(message)) = State::read(&self.place.state()) {
+            lease.users -= 1;
+            if lease.users == 0 {
+                lease.file = None;
+            }
+            return Err(message);
+        }
         Ok(())
     }
 
@@ -235,6 +263,8 @@ impl Kept {
     fn take_shared(&self) -> Result<File, String> {
         let turnstile = open_lock(&self.place.turnstile()).map_err(|e| e.to_string())?;
         lock(&turnstile, FlockOperation::NonBlockingLockShared, "restart the service")?;
+        let down = open_lock(&self.place.down()).map_err(|e| e.to_string())?;
+        lock(&down, FlockOperation::NonBlockingLockShared, "restart the service")?;
         let lease = open_lock(&self.place.lease()).map_err(|e| e.to_string())?;
         lock(&lease, FlockOperation::NonBlockingLockShared, "restart the service")?;
         Ok(lease)
@@ -245,14 +275,18 @@ impl Kept {
     pub(crate) fn stop(&'static self) -> Result<KeptStopped, Error> {
         let failed = |e: String| self.keeper_gone(io::Error::other(e));
         // This process's own lease would block its exclusive one.
-        self.lease.lock().unwrap_or_else(|p| p.into_inner()).file = None;
+        let mut lease = self.lease.lock().unwrap_or_else(|p| p.into_inner());
+        lease.file = None;
+        lease.stopped_here = true;
+        drop(lease);
         let turnstile = open_lock(&self.place.turnstile()).map_err(|e| failed(e.to_string()))?;
         let lease = open_lock(&self.place.lease()).map_err(|e| failed(e.to_string()))?;
         let taken = lock(&turnstile, FlockOperation::NonBlockingLockExclusive, "stop it")
             .and_then(|()| lock(&lease, FlockOperation::NonBlockingLockExclusive, "stop it"));
         let stopped = taken.map_err(failed).and_then(|()| {
+            let seen = self.seen();
             let mut connection =
-                Connection::open(&self.seen().keeper).map_err(|e| self.keeper_gone(e))?;
+                Connection::open(&seen.keeper, seen.keeper_pid).map_err(|e| self.keeper_gone(e))?;
             match connection.ask(&Request::Stop) {
                 Ok(Reply::Stopped(Ok(()))) => Ok(connection),
                 Ok(Reply::Stopped(Err(message))) => Err(failed(message)),
@@ -277,6 +311,7 @@ impl Kept {
     /// After a `stopped!`: this process's tests that still use the service hold it again.
     fn retake(&self) {
         let mut lease = self.lease.lock().unwrap_or_else(|p| p.into_inner());
+        lease.stopped_here = false;
         if lease.users > 0 && lease.file.is_none() {
             lease.file = self.take_shared().ok();
         }

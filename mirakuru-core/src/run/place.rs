@@ -23,7 +23,8 @@ pub(crate) struct Place {
 impl Place {
     /// The fixture's directory in `run`, made if missing, after clearing what crashed runs
     /// left.
-    pub(crate) fn of(run: &Run, fixture: &str) -> Result<Place, String> {
+    /// `fingerprint` tells apart two fixtures of one path that are not the same service.
+    pub(crate) fn of(run: &Run, fixture: &str, fingerprint: u64) -> Result<Place, String> {
         let user = crate::fixture::user_dir()?;
         let run_dir = user.join(format!("run-{}", run.key));
         if std::fs::symlink_metadata(&run_dir).is_err() {
@@ -35,7 +36,7 @@ impl Place {
             write_atomically(&runner_file, run.runner.to_arg().as_bytes())
                 .map_err(|e| format!("{} cannot be written: {e}", runner_file.display()))?;
         }
-        let dir = run_dir.join(file_name(fixture));
+        let dir = run_dir.join(format!("{}-{fingerprint:016x}", file_name(fixture)));
         private(&dir)?;
         Ok(Place { dir })
     }
@@ -83,6 +84,13 @@ impl Place {
         }
     }
 
+    /// Held exclusively by the keeper while the service is stopped and until it is back:
+    /// a test that comes in (after the turnstile) waits on it, also when the process that
+    /// stopped the service died in its `stopped!` block and let go of the turnstile.
+    pub(crate) fn down(&self) -> PathBuf {
+        self.dir.join("down.lock")
+    }
+
     /// Whether a keeper holds this place.
     pub(crate) fn keeper_alive(&self) -> bool {
         keeper_alive(&self.dir)
@@ -122,14 +130,21 @@ fn private(dir: &Path) -> Result<(), String> {
 
 /// Opens a lock file in a checked directory: never through a symlink, only a regular file.
 pub(crate) fn open_lock(path: &Path) -> io::Result<File> {
-    let file = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
+    let mut options = std::fs::OpenOptions::new();
+    options.create(true).truncate(false).write(true);
+    open_checked(path, &mut options)
+}
+
+/// Opens `path` with `options`, never through a symlink and never blocking on a FIFO, and
+/// only if it is a regular file; errors name the path.
+pub(crate) fn open_checked(path: &Path, options: &mut std::fs::OpenOptions) -> io::Result<File> {
+    let named = |e: io::Error| io::Error::new(e.kind(), format!("{}: {e}", path.display()));
+    let file = options
         .custom_flags((rustix::fs::OFlags::NOFOLLOW | rustix::fs::OFlags::NONBLOCK).bits() as i32)
         .mode(0o600)
-        .open(path)?;
-    if !file.metadata()?.file_type().is_file() {
+        .open(path)
+        .map_err(named)?;
+    if !file.metadata().map_err(named)?.file_type().is_file() {
         return Err(io::Error::other(format!("{} is not a regular file", path.display())));
     }
     Ok(file)

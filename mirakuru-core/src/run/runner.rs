@@ -25,9 +25,11 @@ pub(crate) struct Runner {
 }
 
 impl Runner {
-    /// Whether the process still runs (and is the same one).
+    /// Whether the process still runs (and is the same one): not a zombie, whose exit its
+    /// parent has not collected yet.
     pub(crate) fn alive(&self) -> bool {
-        crate::process::start_time(self.pid) == Some(self.start)
+        let stat = std::fs::read(format!("/proc/{}/stat", self.pid)).unwrap_or_default();
+        !exited(&stat) && crate::process::start_time(self.pid) == Some(self.start)
     }
 
     /// `pid start`, as the keeper gets it.
@@ -39,6 +41,12 @@ impl Runner {
         let (pid, start) = arg.split_once(' ')?;
         Some(Runner { pid: pid.parse().ok()?, start: start.parse().ok()? })
     }
+}
+
+/// Whether a `/proc/<pid>/stat` line is an exited process's (a zombie, or one being reaped).
+fn exited(stat: &[u8]) -> bool {
+    let state = stat.iter().rposition(|&b| b == b')').and_then(|end| stat.get(end + 2));
+    matches!(state, Some(b'Z' | b'X'))
 }
 
 /// The run of this process, if it is in one.
@@ -98,6 +106,14 @@ mod tests {
     fn a_runner_is_passed_on_as_text() {
         assert_eq!(Runner::from_arg(&RUNNER.to_arg()), Some(RUNNER));
         assert_eq!(Runner::from_arg("4242"), None);
+    }
+
+    #[test]
+    fn a_runner_that_exited_is_not_alive_before_it_is_reaped() {
+        assert!(exited(b"4242 (cargo-nextest) Z 1 4242 4242 0 -1 4194316 0"));
+        assert!(exited(b"4242 (a) Z (b) X 1 4242"), "the state after the last parenthesis");
+        assert!(!exited(b"4242 (a) Z (b) S 1 4242"), "a name may hold `) Z`");
+        assert!(!exited(b"4242 (cargo) S 1 4242 4242 0 -1 4194560 0"));
     }
 
     #[test]

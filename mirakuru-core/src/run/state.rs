@@ -22,6 +22,8 @@ pub(crate) enum State {
 pub(crate) struct Seen {
     /// The keeper's socket (abstract name).
     pub(crate) keeper: String,
+    /// The keeper's pid: what answers on its socket must be it.
+    pub(crate) keeper_pid: u32,
     pub(crate) name: String,
     pub(crate) command: String,
     pub(crate) host: String,
@@ -53,6 +55,7 @@ impl Seen {
         });
         Seen {
             keeper: String::new(),
+            keeper_pid: std::process::id(),
             name: fixture.name().to_string(),
             command: executor.command().to_string(),
             host: fixture.host().to_string(),
@@ -89,6 +92,11 @@ impl State {
 
     /// The state at `path`; `None` while there is none.
     pub(crate) fn read(path: &Path) -> Option<State> {
-        serde_json::from_slice(&std::fs::read(path).ok()?).ok()
+        use std::io::Read;
+        let mut file =
+            super::place::open_checked(path, std::fs::OpenOptions::new().read(true)).ok()?;
+        let mut json = Vec::new();
+        file.read_to_end(&mut json).ok()?;
+        serde_json::from_slice(&json).ok()
     }
 }

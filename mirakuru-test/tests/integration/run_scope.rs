@@ -30,6 +30,14 @@ static KEPT: SharedFixture;
 #[mirakuru::fixture(scope = run, tcp = auto, args = [SERVICE, "--count-file", starts_file(), "--exit", "3"])]
 static FAILING: SharedFixture;
 
+// Slow to start, as a database server is: the moments between stop and ready are long.
+#[mirakuru::fixture(scope = run, tcp = auto, args = [SERVICE, "--count-file", starts_file(), "--delay-ms", "700", "--tcp", "{port}"])]
+static SLOW: SharedFixture;
+
+// Never ready within a test's patience: a run that ends while it starts.
+#[mirakuru::fixture(scope = run, tcp = auto, args = [SERVICE, "--count-file", starts_file(), "--delay-ms", "30000", "--tcp", "{port}"])]
+static ENDLESS: SharedFixture;
+
 // --- the members: tests of the fake runs, run only by them ---
 
 fn dir() -> PathBuf {
@@ -100,6 +108,10 @@ fn member_holds_a_moment() {
     std::thread::sleep(Duration::from_millis(300));
     write("released", now_micros());
     drop(kept);
+    // Attached before the restart: sees the new process after it.
+    let restarted = wait_for("restarted");
+    assert_eq!(KEPT.get().pid().expect("pid").to_string(), restarted, "the pid after a restart");
+    write("refreshed", restarted);
 }
 
 /// Stops the service while another process holds it, once that one lets go.
@@ -129,6 +141,45 @@ fn member_panics_while_stopped() {
     mirakuru::stopped!(KEPT, {
         panic!("the test fails while the service is stopped");
     });
+}
+
+/// Takes the fixture again inside its own `stopped!`, as a helper function of the test may.
+#[test]
+#[ignore = "a process of a run-scoped scenario"]
+fn member_gets_inside_its_stop() {
+    let port = KEPT.get().port();
+    mirakuru::stopped!(KEPT, {
+        let again = KEPT.try_get().expect("its own stop does not keep it out");
+        assert_eq!(again.port(), port);
+    });
+    write("got-inside", port);
+}
+
+/// Stops the slow service and never lets go: the test kills this process in the block.
+#[test]
+#[ignore = "a process of a run-scoped scenario"]
+fn member_stops_slow_and_dies() {
+    let pid = SLOW.get().pid().expect("pid");
+    mirakuru::stopped!(SLOW, {
+        write("stopping", format!("{} {pid}", std::process::id()));
+        std::thread::sleep(Duration::from_secs(600));
+    });
+}
+
+/// Uses the slow service: it must be up whenever `get` returns.
+#[test]
+#[ignore = "a process of a run-scoped scenario"]
+fn member_uses_slow() {
+    let slow = SLOW.get();
+    std::net::TcpStream::connect(("127.0.0.1", slow.port())).expect("up when get returns");
+    write("used-slow", slow.pid().expect("pid"));
+}
+
+/// Waits for a service that is never ready in time.
+#[test]
+#[ignore = "a process of a run-scoped scenario"]
+fn member_waits_endlessly() {
+    let _ = ENDLESS.try_get();
 }
 
 // --- the scenarios ---
@@ -314,6 +365,7 @@ fn stopped_waits_for_the_tests_of_other_processes() {
     let before = numbers(&run.read("held"));
     let after = numbers(&run.read("restarted"));
     assert_ne!(before[0], after[0], "a new process");
+    assert_eq!(numbers(&run.read("refreshed")), after, "seen by the other process too");
     let starts = std::fs::read_to_string(run.path("starts")).expect("starts");
     assert_eq!(starts.lines().count(), 2, "started, then started again: {starts}");
     assert!(gone_or_killed(after[0], Duration::from_secs(2)), "it ends with the run");
@@ -339,4 +391,52 @@ fn a_test_that_panics_while_it_holds_the_service_stopped_gets_it_restarted() {
     let after = numbers(&std::fs::read_to_string(users[0].path()).expect("read"));
     assert_ne!(after[0], before, "restarted after the panic");
     assert!(gone_or_killed(after[0], Duration::from_secs(2)), "it ends with the run");
+}
+
+/// A test may take the fixture again inside its own `stopped!` (a helper does): it is not
+/// kept out by its own stop.
+#[test]
+fn a_test_takes_the_fixture_again_inside_its_own_stop() {
+    let mut run = FakeRun::start("member member_gets_inside_its_stop || exit 1");
+    assert!(run.finish().success(), "log:\n{}", run.log());
+    run.read("got-inside");
+}
+
+/// The process that stopped the service dies in the block: the others wait until the keeper
+/// has it back, ready, and never find it down.
+#[test]
+fn tests_wait_for_the_restart_when_the_stopper_dies_in_its_block() {
+    let script = "member member_stops_slow_and_dies &\n\
+                  while [ ! -e \"$DIR/go\" ]; do sleep 0.01; done\n\
+                  member member_uses_slow || exit 1\n";
+    let mut run = FakeRun::start(script);
+    let stopping = numbers(&run.read("stopping"));
+    let (stopper, stopped) = (stopping[0], stopping[1]);
+    // SAFETY: kill(2) of the member this scenario started.
+    unsafe { libc::kill(stopper as i32, libc::SIGKILL) };
+    assert!(gone_or_killed(stopper, Duration::from_secs(5)));
+    std::fs::write(run.path("go"), "").expect("go");
+    assert!(run.finish().success(), "the service was up for the next test: log:\n{}", run.log());
+    let used: u32 = run.read("used-slow").parse().expect("a pid");
+    assert_ne!(used, stopped, "restarted by the keeper");
+}
+
+/// The runner ends while the keeper still waits for its service to be ready: both are gone
+/// within 2 s, not when the start would have timed out.
+#[test]
+fn ending_the_run_during_a_start_ends_the_keeper_and_its_service() {
+    let mut run = FakeRun::start("member member_waits_endlessly &\nsleep 600");
+    let service = loop {
+        if let Ok(text) = std::fs::read_to_string(run.path("starts")) {
+            if let Some(pid) = text.lines().next().and_then(|l| l.trim().parse::<u32>().ok()) {
+                break pid;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    let keeper = parent_of(service);
+    run.runner.kill().expect("SIGKILL the runner");
+    let _ = run.runner.wait();
+    assert!(gone_or_killed(service, Duration::from_secs(2)), "the service is gone within 2 s");
+    assert!(gone_or_killed(keeper, Duration::from_secs(2)), "the keeper is gone within 2 s");
 }
