@@ -160,6 +160,19 @@ fn stopped_takes_a_per_test_fixture_down_and_up(svc: &Fixture) {
     std::net::TcpStream::connect(("127.0.0.1", port)).expect("same port, ready again");
 }
 
+#[mirakuru::fixture(tcp = auto, args = [SERVICE, "--spawn-children", "2", "--tcp", "{port}"])]
+#[test]
+fn stop_ends_a_per_test_fixture_for_good_and_the_test_still_passes(svc: &Fixture) {
+    let pid = svc.pid().expect("running");
+    svc.stop().expect("a clean stop");
+    assert!(!svc.running());
+    assert_eq!(svc.pid(), None);
+    assert!(!mirakuru_test::is_alive(pid), "the service is gone at once");
+    assert!(std::net::TcpStream::connect(("127.0.0.1", svc.port())).is_err());
+    svc.check_alive().expect("stopped by the test, not dead");
+    svc.stop().expect("a second stop has nothing to do");
+}
+
 #[mirakuru::fixture(tcp = auto, args = [SERVICE, "--tcp", "{port}"])]
 #[test]
 fn stopped_restarts_a_per_test_fixture_after_a_panicking_block(svc: &Fixture) {

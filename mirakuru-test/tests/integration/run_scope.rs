@@ -152,6 +152,8 @@ fn member_gets_inside_its_stop() {
         let again = KEPT.try_get().expect("its own stop does not keep it out");
         assert_eq!(again.port(), port);
     });
+    let stop = KEPT.get().stop();
+    assert!(matches!(stop, Err(mirakuru::Error::InvalidArgument { .. })), "the run's: {stop:?}");
     write("got-inside", port);
 }
 
