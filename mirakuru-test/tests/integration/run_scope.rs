@@ -284,7 +284,9 @@ fn parent_of(pid: u32) -> u32 {
 #[test]
 fn killing_the_runner_stops_the_service_and_its_keeper() {
     let mut run = FakeRun::start("member member_uses\nsleep 600");
+    let began = Instant::now();
     let seen = loop {
+        assert!(began.elapsed() < Duration::from_secs(30), "no test used it: {}", run.log());
         let found = std::fs::read_dir(run.dir.path())
             .expect("dir")
             .flatten()
@@ -428,7 +430,9 @@ fn tests_wait_for_the_restart_when_the_stopper_dies_in_its_block() {
 #[test]
 fn ending_the_run_during_a_start_ends_the_keeper_and_its_service() {
     let mut run = FakeRun::start("member member_waits_endlessly &\nsleep 600");
+    let began = Instant::now();
     let service = loop {
+        assert!(began.elapsed() < Duration::from_secs(30), "never spawned: {}", run.log());
         if let Ok(text) = std::fs::read_to_string(run.path("starts")) {
             if let Some(pid) = text.lines().next().and_then(|l| l.trim().parse::<u32>().ok()) {
                 break pid;
