@@ -102,6 +102,13 @@ impl Drop for Cleanup<'_> {
                 // SAFETY: kill only takes integers; these processes carry this test's tags.
                 unsafe { libc::kill(pid as i32, libc::SIGKILL) };
             }
+            // Its reaper was killed with the rest: what it would have removed goes here.
+            let prefix = format!("mirakuru-run-{}-", self.child.id());
+            for entry in std::fs::read_dir("/tmp").into_iter().flatten().flatten() {
+                if entry.file_name().to_string_lossy().starts_with(&prefix) {
+                    let _ = std::fs::remove_dir_all(entry.path());
+                }
+            }
         }
     }
 }
@@ -220,12 +227,17 @@ fn assert_run_dir_gone(binary: u32) {
     // A loose bound: the reaper removes it after its last quiet sweep of `/proc`, which takes
     // long on 2 cores while another test runs a thousand processes (seen in CI: over 1 s).
     let deadline = Instant::now() + Duration::from_secs(10);
+    // Only this binary's: a pid is a small number in a fresh pid namespace (a container), and
+    // an earlier run's binary of the same number may have left its directory, killed.
+    let since = std::time::SystemTime::now() - Duration::from_secs(120);
+    let recent =
+        |e: &std::fs::DirEntry| e.metadata().and_then(|m| m.modified()).is_ok_and(|t| t >= since);
     loop {
         let left: Vec<_> = std::fs::read_dir("/tmp")
             .into_iter()
             .flatten()
             .flatten()
-            .filter(|e| e.file_name().to_string_lossy().starts_with(&prefix))
+            .filter(|e| e.file_name().to_string_lossy().starts_with(&prefix) && recent(e))
             .map(|e| e.path())
             .collect();
         if left.is_empty() {
