@@ -195,11 +195,6 @@ impl SharedFixture {
         self.started.get_or_init(|| self.start()).as_ref().map_err(Clone::clone)
     }
 
-    /// Stops the fixture started here: what the keeper does when the run ends.
-    pub(crate) fn shut_down_here(&'static self) {
-        self.shut_down();
-    }
-
     /// Starts the fixture in this process.
     fn start(&'static self) -> Result<Fixture, String> {
         let spec = (self.spec)();
@@ -219,8 +214,9 @@ impl SharedFixture {
         Ok(fixture)
     }
 
-    /// At exit: waits briefly for tests still using it, then stops it gracefully.
-    fn shut_down(&'static self) {
+    /// At exit (and when a keeper's run ends): waits briefly for tests still using it, then
+    /// stops it gracefully.
+    pub(crate) fn shut_down(&'static self) {
         self.gate.close_at_exit();
         if let Some(Ok(fixture)) = self.started.get() {
             fixture.shut_down_shared();

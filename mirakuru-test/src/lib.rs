@@ -25,6 +25,13 @@ pub fn bin_path(name: &str) -> PathBuf {
     path
 }
 
+/// Where a run-scoped test service counts its starts (`--count-file`): the file named by
+/// `MIRAKURU_RUN_SCOPE_STARTS` (`.ci/run` and `mirakuru-bench suite` set it for a whole run,
+/// and check it afterwards), else the fixture's own `{tmpdir}/starts`.
+pub fn run_scope_starts_file() -> String {
+    std::env::var("MIRAKURU_RUN_SCOPE_STARTS").unwrap_or_else(|_| "{tmpdir}/starts".into())
+}
+
 /// `mirakuru-test-service`, as a string for command lines.
 pub fn service() -> String {
     bin_path("mirakuru-test-service").display().to_string()

@@ -13,17 +13,12 @@ use mirakuru::SharedFixture;
 
 const SERVICE: &str = env!("CARGO_BIN_EXE_mirakuru-test-service");
 
-/// Where the service appends its pid at each start.
-fn starts_file() -> String {
-    std::env::var("MIRAKURU_RUN_SCOPE_STARTS").unwrap_or_else(|_| "{tmpdir}/starts".into())
-}
-
 // A start that takes a second, as a database server's does: what the run scope saves each
 // test process.
 #[mirakuru::fixture(
     scope = run,
     tcp = auto,
-    args = [SERVICE, "--count-file", starts_file(), "--delay-ms", "1000", "--tcp", "{port}"]
+    args = [SERVICE, "--count-file", mirakuru_test::run_scope_starts_file(), "--delay-ms", "1000", "--tcp", "{port}"]
 )]
 static ONE: SharedFixture;
 

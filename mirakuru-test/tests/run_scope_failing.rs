@@ -7,15 +7,11 @@ use mirakuru::SharedFixture;
 
 const SERVICE: &str = env!("CARGO_BIN_EXE_mirakuru-test-service");
 
-fn starts_file() -> String {
-    std::env::var("MIRAKURU_RUN_SCOPE_STARTS").unwrap_or_else(|_| "{tmpdir}/starts".into())
-}
-
 // Exits with status 3 before it ever listens.
 #[mirakuru::fixture(
     scope = run,
     tcp = auto,
-    args = [SERVICE, "--count-file", starts_file(), "--banner", "broken on purpose", "--exit", "3"]
+    args = [SERVICE, "--count-file", mirakuru_test::run_scope_starts_file(), "--banner", "broken on purpose", "--exit", "3"]
 )]
 static BROKEN: SharedFixture;
 

@@ -13,9 +13,10 @@ use rustix::event::{PollFd, PollFlags};
 use rustix::fs::FlockOperation;
 
 use super::control::{self, Died, Reply, Request};
-use super::place::{open_lock, Place};
+use super::place::Place;
 use super::runner::Runner;
 use super::state::{Seen, State};
+use crate::fixture::open_lock;
 use crate::fixture::Fixture;
 use crate::SharedFixture;
 
@@ -65,7 +66,7 @@ fn serve(shared: &'static SharedFixture) -> Result<(), String> {
     listener.set_nonblocking(true).map_err(|e| e.to_string())?;
     let starting = watch_runner_while_starting(runner, place.clone());
     let state = match shared.start_here() {
-        Ok(fixture) => State::Ready(Box::new(Seen { keeper: name, ..Seen::of(fixture) })),
+        Ok(fixture) => State::Ready(Box::new(Seen { keeper: name.clone(), ..Seen::of(fixture) })),
         Err(message) => State::Failed(message),
     };
     state.write(&place.state()).map_err(|e| format!("its state: {e}"))?;
@@ -76,9 +77,10 @@ fn serve(shared: &'static SharedFixture) -> Result<(), String> {
         runner,
         runner_fd: runner_fd.as_ref(),
         listener: &listener,
+        name,
     };
     keeper.answer_until_the_run_ends();
-    shared.shut_down_here();
+    shared.shut_down();
     place.remove();
     Ok(())
 }
@@ -110,6 +112,8 @@ struct Keeper<'a> {
     runner: Runner,
     runner_fd: Option<&'a std::os::fd::OwnedFd>,
     listener: &'a UnixListener,
+    /// The listener's abstract name, which the state gives the tests.
+    name: String,
 }
 
 /// What woke the keeper.
@@ -258,10 +262,6 @@ impl Keeper<'_> {
     }
 
     fn seen(&self, fixture: &Fixture) -> Box<Seen> {
-        let keeper = match State::read(&self.place.state()) {
-            Some(State::Ready(seen)) => seen.keeper,
-            _ => String::new(),
-        };
-        Box::new(Seen { keeper, ..Seen::of(fixture) })
+        Box::new(Seen { keeper: self.name.clone(), ..Seen::of(fixture) })
     }
 }

@@ -12,9 +12,10 @@ use rustix::fs::FlockOperation;
 
 use super::control::{Connection, Reply, Request};
 use super::keeper::{KEEP, KEEP_DIR, KEEP_RUNNER};
-use super::place::{open_lock, Place};
+use super::place::Place;
 use super::runner::Run;
 use super::state::{Seen, State};
+use crate::fixture::{lock_within, open_checked, open_lock};
 use crate::{Error, Output};
 
 /// How long a test waits for another process's keeper to start the service, or for a lock
@@ -83,11 +84,8 @@ fn attach_in(run: &Run, path: &str, fingerprint: u64, keeper_test: &str) -> Resu
 fn start_keeper(place: &Place, run: &Run, path: &str, keeper_test: &str) -> Result<State, String> {
     let exe = std::env::current_exe().map_err(|e| format!("the test binary: {e}"))?;
     // Appended to: a keeper that replaces a dead one keeps what the dead one said.
-    let log = super::place::open_checked(
-        &place.log(),
-        std::fs::OpenOptions::new().create(true).append(true),
-    )
-    .map_err(|e| format!("the keeper's log: {e}"))?;
+    let log = open_checked(&place.log(), std::fs::OpenOptions::new().create(true).append(true))
+        .map_err(|e| format!("the keeper's log: {e}"))?;
     let logged_before = log.metadata().map_or(0, |m| m.len());
     let mut command = std::process::Command::new(exe);
     command
@@ -146,23 +144,14 @@ fn start_keeper(place: &Place, run: &Run, path: &str, keeper_test: &str) -> Resu
 
 /// Takes `operation` on `file`, waiting at most [`WAIT`] for whoever holds it.
 fn lock(file: &File, operation: FlockOperation, to: &str) -> Result<(), String> {
-    let began = Instant::now();
-    let mut pause = Duration::from_millis(1);
-    loop {
-        match rustix::fs::flock(file, operation) {
-            Ok(()) => return Ok(()),
-            Err(rustix::io::Errno::WOULDBLOCK | rustix::io::Errno::INTR) => {}
-            Err(e) => return Err(format!("a lock to {to}: {e}")),
-        }
-        if began.elapsed() > WAIT {
-            return Err(format!(
-                "waited {WAIT:?} for another test process to {to}: a test that holds a \
-                 run-scoped fixture stopped (`stopped!`) while it waits for something else \
-                 blocks every other user"
-            ));
-        }
-        std::thread::sleep(pause);
-        pause = (pause * 2).min(Duration::from_millis(20));
+    match lock_within(file, operation, WAIT) {
+        Ok(true) => Ok(()),
+        Ok(false) => Err(format!(
+            "waited {WAIT:?} for another test process to {to}: a test that holds a \
+             run-scoped fixture stopped (`stopped!`) while it waits for something else \
+             blocks every other user"
+        )),
+        Err(e) => Err(format!("a lock to {to}: {e}")),
     }
 }
 

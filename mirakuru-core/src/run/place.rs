@@ -4,15 +4,14 @@
 //! gone and whose keepers are all gone is what a crashed run left, and is removed — never
 //! reused, since a new run has a new key.
 
-use std::fs::File;
 use std::io;
-use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use rustix::fs::FlockOperation;
 
 use super::runner::{Run, Runner};
+use crate::fixture::{open_lock, private_dir};
 
 /// The files of one run-scoped fixture in one run.
 #[derive(Clone, Debug)]
@@ -30,14 +29,14 @@ impl Place {
         if std::fs::symlink_metadata(&run_dir).is_err() {
             remove_abandoned(&user);
         }
-        private(&run_dir)?;
+        private_dir(&run_dir)?;
         let runner_file = run_dir.join("runner");
         if std::fs::symlink_metadata(&runner_file).is_err() {
             write_atomically(&runner_file, run.runner.to_arg().as_bytes())
                 .map_err(|e| format!("{} cannot be written: {e}", runner_file.display()))?;
         }
         let dir = run_dir.join(format!("{}-{fingerprint:016x}", file_name(fixture)));
-        private(&dir)?;
+        private_dir(&dir)?;
         Ok(Place { dir })
     }
 
@@ -111,45 +110,6 @@ fn file_name(fixture: &str) -> String {
     }
 }
 
-/// Makes `dir` 0700 if missing; refuses it unless it is a real directory of this user, 0700.
-fn private(dir: &Path) -> Result<(), String> {
-    let _ = std::fs::DirBuilder::new().mode(0o700).create(dir);
-    let meta = std::fs::symlink_metadata(dir)
-        .map_err(|e| format!("the directory {} cannot be made: {e}", dir.display()))?;
-    let uid = crate::platform::geteuid();
-    if !meta.file_type().is_dir() || meta.uid() != uid || meta.mode() & 0o777 != 0o700 {
-        return Err(format!(
-            "{} is not a private directory of this user (owner uid {}, mode {:o}); remove it",
-            dir.display(),
-            meta.uid(),
-            meta.mode() & 0o777
-        ));
-    }
-    Ok(())
-}
-
-/// Opens a lock file in a checked directory: never through a symlink, only a regular file.
-pub(crate) fn open_lock(path: &Path) -> io::Result<File> {
-    let mut options = std::fs::OpenOptions::new();
-    options.create(true).truncate(false).write(true);
-    open_checked(path, &mut options)
-}
-
-/// Opens `path` with `options`, never through a symlink and never blocking on a FIFO, and
-/// only if it is a regular file; errors name the path.
-pub(crate) fn open_checked(path: &Path, options: &mut std::fs::OpenOptions) -> io::Result<File> {
-    let named = |e: io::Error| io::Error::new(e.kind(), format!("{}: {e}", path.display()));
-    let file = options
-        .custom_flags((rustix::fs::OFlags::NOFOLLOW | rustix::fs::OFlags::NONBLOCK).bits() as i32)
-        .mode(0o600)
-        .open(path)
-        .map_err(named)?;
-    if !file.metadata().map_err(named)?.file_type().is_file() {
-        return Err(io::Error::other(format!("{} is not a regular file", path.display())));
-    }
-    Ok(file)
-}
-
 /// Writes `path` whole or not at all: readers never see half of it.
 pub(crate) fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
     use std::io::Write;
@@ -210,13 +170,13 @@ mod tests {
         let open = base.path().join("open");
         std::fs::create_dir(&open).expect("made");
         std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o777)).expect("chmod");
-        let err = private(&open).expect_err("0777 is not private");
+        let err = private_dir(&open).expect_err("0777 is not private");
         assert!(err.contains("mode 777") && err.contains("remove it"), "{err}");
         let link = base.path().join("link");
         let mine = base.path().join("mine");
-        private(&mine).expect("made 0700");
+        private_dir(&mine).expect("made 0700");
         std::os::unix::fs::symlink(&mine, &link).expect("a symlink");
-        assert!(private(&link).is_err(), "a symlink is not followed");
+        assert!(private_dir(&link).is_err(), "a symlink is not followed");
     }
 
     #[test]

@@ -94,7 +94,7 @@ impl State {
     pub(crate) fn read(path: &Path) -> Option<State> {
         use std::io::Read;
         let mut file =
-            super::place::open_checked(path, std::fs::OpenOptions::new().read(true)).ok()?;
+            crate::fixture::open_checked(path, std::fs::OpenOptions::new().read(true)).ok()?;
         let mut json = Vec::new();
         file.read_to_end(&mut json).ok()?;
         serde_json::from_slice(&json).ok()

@@ -114,19 +114,7 @@ fn a_binary_started_with_signals_ignored_still_judges_and_stops_its_services() {
     assert!(began.elapsed() < Duration::from_secs(10), "the stop waited out its grace");
     assert_stopped_and_gone(pid, &tag);
 
-    let dir = mirakuru_test::temp_dir();
-    let pid_file = dir.path().join("daemon.pid");
-    let (port, pid_arg) = (free_port(), pid_file.display().to_string());
-    let port_arg = port.to_string();
-    let args = ["--daemonize", "--clear-env", "--pid-file", &pid_arg, "--tcp", &port_arg];
-    let mut ex = TcpExecutor::new(svc(&args), "127.0.0.1", port);
-    ex.start().expect("a daemon that left the session");
-    // It writes its pid file after it listens.
-    let daemon = mirakuru_test::pid_from_file(&pid_file, Duration::from_secs(5))
-        .expect("the daemon writes its pid file");
-    ex.stop().expect("stop");
-    let gone = mirakuru_test::gone_or_killed(daemon, Duration::from_secs(2));
-    assert!(gone, "stop() ends the daemon");
+    stop_ends_a_daemon_that_left_its_session_and_environment();
 }
 
 /// A binary whose session leader is outside its pid namespace (CI jobs a container's init
@@ -152,6 +140,12 @@ fn a_binary_whose_session_began_outside_its_pid_namespace_starts_and_stops_servi
     ex.stop().expect("stop");
     assert_stopped_and_gone(pid, &tag);
 
+    stop_ends_a_daemon_that_left_its_session_and_environment();
+}
+
+/// A daemon that calls setsid and clears its environment, found through the socket its check
+/// reached, is ended by `stop()`.
+fn stop_ends_a_daemon_that_left_its_session_and_environment() {
     let dir = mirakuru_test::temp_dir();
     let pid_file = dir.path().join("daemon.pid");
     let (port, pid_arg) = (free_port(), pid_file.display().to_string());
@@ -159,6 +153,7 @@ fn a_binary_whose_session_began_outside_its_pid_namespace_starts_and_stops_servi
     let args = ["--daemonize", "--clear-env", "--pid-file", &pid_arg, "--tcp", &port_arg];
     let mut ex = TcpExecutor::new(svc(&args), "127.0.0.1", port);
     ex.start().expect("a daemon that left the session");
+    // It writes its pid file after it listens.
     let daemon = mirakuru_test::pid_from_file(&pid_file, Duration::from_secs(5))
         .expect("the daemon writes its pid file");
     ex.stop().expect("stop");

@@ -256,6 +256,16 @@ impl FakeRun {
         }
     }
 
+    /// What the members wrote in files named `prefix` and their pid (`user-`, `error-`).
+    fn written(&self, prefix: &str) -> Vec<String> {
+        std::fs::read_dir(self.dir.path())
+            .expect("the scenario's directory")
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().starts_with(prefix))
+            .map(|e| std::fs::read_to_string(e.path()).expect("read"))
+            .collect()
+    }
+
     fn log(&self) -> String {
         std::fs::read_to_string(self.path("log")).unwrap_or_default()
     }
@@ -287,12 +297,8 @@ fn killing_the_runner_stops_the_service_and_its_keeper() {
     let began = Instant::now();
     let seen = loop {
         assert!(began.elapsed() < Duration::from_secs(30), "no test used it: {}", run.log());
-        let found = std::fs::read_dir(run.dir.path())
-            .expect("dir")
-            .flatten()
-            .find(|e| e.file_name().to_string_lossy().starts_with("user-"));
-        if let Some(found) = found {
-            break std::fs::read_to_string(found.path()).expect("read");
+        if let Some(found) = run.written("user-").pop() {
+            break found;
         }
         assert!(run.runner.try_wait().expect("wait").is_none(), "log:\n{}", run.log());
         std::thread::sleep(Duration::from_millis(5));
@@ -324,13 +330,9 @@ fn a_test_process_killed_mid_test_leaves_the_service_to_the_others() {
     std::fs::write(run.path("go"), "").expect("go");
     let status = run.finish();
     assert!(status.success(), "the other test passed: log:\n{}", run.log());
-    let users: Vec<_> = std::fs::read_dir(run.dir.path())
-        .expect("dir")
-        .flatten()
-        .filter(|e| e.file_name().to_string_lossy().starts_with("user-"))
-        .collect();
+    let users = run.written("user-");
     assert_eq!(users.len(), 1);
-    let seen = numbers(&std::fs::read_to_string(users[0].path()).expect("read"));
+    let seen = numbers(&users[0]);
     assert_eq!(seen, [service, port], "the same service, on the same port");
     assert!(gone_or_killed(service, Duration::from_secs(2)), "it ends with the run");
     let starts = std::fs::read_to_string(run.path("starts")).expect("starts");
@@ -343,12 +345,7 @@ fn a_failing_start_is_shared_by_every_test_process() {
     let script = "for i in 1 2 3 4; do member member_fails & done\nwait";
     let mut run = FakeRun::start(script);
     assert!(run.finish().success(), "log:\n{}", run.log());
-    let errors: Vec<String> = std::fs::read_dir(run.dir.path())
-        .expect("dir")
-        .flatten()
-        .filter(|e| e.file_name().to_string_lossy().starts_with("error-"))
-        .map(|e| std::fs::read_to_string(e.path()).expect("read"))
-        .collect();
+    let errors = run.written("error-");
     assert_eq!(errors.len(), 4, "log:\n{}", run.log());
     assert!(errors[0].contains("code 3"), "the original error: {}", errors[0]);
     assert!(errors.iter().all(|e| *e == errors[0]), "the same error everywhere: {errors:#?}");
@@ -386,13 +383,9 @@ fn a_test_that_panics_while_it_holds_the_service_stopped_gets_it_restarted() {
     assert!(log.contains("the test fails while the service is stopped"), "{log}");
     assert!(log.contains("--- mirakuru fixture `kept`"), "the report came: {log}");
     let before: u32 = run.read("panicking").parse().expect("a pid");
-    let users: Vec<_> = std::fs::read_dir(run.dir.path())
-        .expect("dir")
-        .flatten()
-        .filter(|e| e.file_name().to_string_lossy().starts_with("user-"))
-        .collect();
+    let users = run.written("user-");
     assert_eq!(users.len(), 1, "{log}");
-    let after = numbers(&std::fs::read_to_string(users[0].path()).expect("read"));
+    let after = numbers(&users[0]);
     assert_ne!(after[0], before, "restarted after the panic");
     assert!(gone_or_killed(after[0], Duration::from_secs(2)), "it ends with the run");
 }
