@@ -288,6 +288,19 @@ impl Command {
         std::env::var_os(key)
     }
 
+    /// The same command running `program` instead of its first word: a preset's program,
+    /// found where it is installed. A command line is left as it is.
+    pub(crate) fn with_program(&self, program: OsString) -> Command {
+        let mut command = self.clone();
+        if let Program::Args(args) = &mut command.program {
+            match args.first_mut() {
+                Some(first) => *first = program,
+                None => args.push(program),
+            }
+        }
+        command
+    }
+
     /// A path as the child will see it: relative paths are relative to its working directory.
     pub(crate) fn resolve(&self, path: &Path) -> PathBuf {
         match &self.cwd {

@@ -35,6 +35,7 @@ mod platform;
 mod process;
 pub mod ready;
 mod run;
+pub mod services;
 mod settings;
 mod shared;
 mod signal;
@@ -48,6 +49,7 @@ pub use named::{
     HttpExecutor, OutputExecutor, PidExecutor, SimpleExecutor, TcpExecutor, UnixSocketExecutor,
 };
 pub use output::{Output, Stream, DEFAULT_OUTPUT_LIMIT};
+pub use services::Database;
 pub use shared::{SharedFixture, SharedGuard, SharedStopped};
 pub use signal::Signal;
 pub use stopped::Stopped;

@@ -126,6 +126,46 @@ impl SharedFixture {
         Ok(SharedGuard { owner: self, fixture, thread })
     }
 
+    /// A database of the test's own on the shared server of a PostgreSQL, MariaDB or Redis
+    /// preset (see [`Fixture::database`]), removed when it is dropped. It holds the server
+    /// as [`get`](SharedFixture::get) does: a `stopped!` elsewhere waits for it.
+    ///
+    /// ```no_run
+    /// #[mirakuru::fixture(service = postgres, scope = run)]
+    /// static PG: mirakuru::SharedFixture;
+    ///
+    /// #[test]
+    /// fn writes_land_in_a_database_of_its_own() {
+    ///     let db = PG.database();
+    ///     println!("connect to {}", db.url());
+    /// }
+    /// ```
+    ///
+    /// # Panics
+    ///
+    /// As [`get`](SharedFixture::get) does, and when the database cannot be made, with the
+    /// server's client's message.
+    #[track_caller]
+    pub fn database(&'static self) -> crate::services::Database {
+        match self.try_database() {
+            Ok(db) => db,
+            Err(message) => panic!("{message}"),
+        }
+    }
+
+    /// [`SharedFixture::database`] that returns what went wrong as text.
+    ///
+    /// # Errors
+    ///
+    /// The start's error, or why the database could not be made.
+    pub fn try_database(&'static self) -> Result<crate::services::Database, String> {
+        let guard = self.try_get()?;
+        match guard.database() {
+            Ok(db) => Ok(db.holding(guard)),
+            Err(err) => Err(format!("fixture `{}`: {err}", guard.name())),
+        }
+    }
+
     /// Stops the shared service until the returned guard is dropped, then starts it again and
     /// waits until it is ready — what `mirakuru::stopped!(SHARED, { ... })` does. Waits first
     /// until no other test uses it (its own uses do not count); other tests wait while it is
@@ -163,7 +203,12 @@ impl SharedFixture {
     /// in a run, here otherwise.
     fn fixture(&'static self) -> Result<&'static Fixture, String> {
         let started = self.started.get_or_init(|| match self.attach() {
-            Some(kept) => kept.map(Fixture::kept),
+            Some(kept) => kept.map(|kept| {
+                let fixture = Fixture::kept(kept);
+                let spec = (self.spec)();
+                let preset = spec.preset_use(fixture.details().url.as_deref(), None);
+                fixture.using(preset)
+            }),
             None => self.start(),
         });
         started.as_ref().map_err(Clone::clone)

@@ -107,7 +107,7 @@ impl Redis {
 
 /// A command as a RESP array of bulk strings: safe for any byte in the arguments, where an
 /// inline command would split a password with a space.
-fn resp_command(args: &[&str]) -> Vec<u8> {
+pub(crate) fn resp_command(args: &[&str]) -> Vec<u8> {
     let mut out = format!("*{}\r\n", args.len()).into_bytes();
     for arg in args {
         out.extend(format!("${}\r\n", arg.len()).into_bytes());

@@ -54,6 +54,7 @@ mod lifecycle;
 mod liveness;
 mod orphans;
 mod output;
+mod presets;
 mod ready;
 mod run_scope;
 mod security;
@@ -302,4 +303,36 @@ fn redis_cmd(port: u16, dir: &Path, extra: &str) -> String {
         "redis-server --port {port} --bind 127.0.0.1 --save '' --appendonly no --dir {} {extra}",
         dir.display()
     )
+}
+
+/// [`in_child`] as an unprivileged user when the tests run as root: the user
+/// `mirakuru-tester`, made if missing (`useradd`), with a `TMPDIR` of its own, so that what
+/// a preset does differently for root (run the server as the service's user) and for
+/// anyone else (run it as the caller) are both tested. Not root: runs the test here.
+pub fn in_child_unprivileged(name: &str) -> bool {
+    if std::env::var_os(CHILD).is_some() || !is_root() {
+        return true;
+    }
+    const USER: &str = "mirakuru-tester";
+    let exists = |u: &str| {
+        std::process::Command::new("id").arg(u).output().is_ok_and(|o| o.status.success())
+    };
+    if !exists(USER) {
+        let made = std::process::Command::new("useradd")
+            .args(["--system", "--no-create-home", "--shell", "/usr/sbin/nologin", USER])
+            .status();
+        assert!(made.is_ok_and(|s| s.success()) || exists(USER), "useradd {USER}");
+    }
+    let tmp = temp_dir();
+    let chown = std::process::Command::new("chown").arg(USER).arg(tmp.path()).status();
+    assert!(chown.is_ok_and(|s| s.success()), "chown {USER}");
+    let tmpdir = tmp.path().display().to_string();
+    let wrap = ["setpriv", "--reuid", USER, "--regid", USER, "--clear-groups", "--"];
+    run_child(name, &[("TMPDIR", &tmpdir)], &[], &wrap);
+    false
+}
+
+fn is_root() -> bool {
+    // SAFETY: geteuid cannot fail.
+    unsafe { libc::geteuid() == 0 }
 }

@@ -1,0 +1,245 @@
+//! The conversations the presets have with their servers outside of a start: waiting for an
+//! external service by protocol, Redis commands, and the servers' own client programs
+//! (`psql`, `mariadb`) run to completion under a deadline. Every wait here is bounded.
+
+use std::io::{Read, Write};
+use std::net::{TcpStream, ToSocketAddrs};
+use std::os::unix::net::UnixStream;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use super::Endpoint;
+use crate::ready::probe::Verdict;
+use crate::Error;
+
+/// How long one request (or a client program) may take.
+pub(crate) const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A blocking connection to a service.
+pub(crate) enum Conn {
+    Tcp(TcpStream),
+    Unix(UnixStream),
+}
+
+impl Conn {
+    /// Connects to the endpoint's socket if it has one, else to its host and port.
+    pub(crate) fn open(endpoint: &Endpoint, timeout: Duration) -> std::io::Result<Conn> {
+        let conn = match &endpoint.socket {
+            Some(path) => Conn::Unix(UnixStream::connect(path)?),
+            None => {
+                let mut last = std::io::Error::from(std::io::ErrorKind::AddrNotAvailable);
+                let mut found = None;
+                for addr in (endpoint.host.as_str(), endpoint.port).to_socket_addrs()? {
+                    match TcpStream::connect_timeout(&addr, timeout) {
+                        Ok(stream) => {
+                            let _ = stream.set_nodelay(true);
+                            found = Some(stream);
+                            break;
+                        }
+                        Err(e) => last = e,
+                    }
+                }
+                Conn::Tcp(found.ok_or(last)?)
+            }
+        };
+        match &conn {
+            Conn::Tcp(s) => {
+                s.set_read_timeout(Some(timeout))?;
+                s.set_write_timeout(Some(timeout))?;
+            }
+            Conn::Unix(s) => {
+                s.set_read_timeout(Some(timeout))?;
+                s.set_write_timeout(Some(timeout))?;
+            }
+        }
+        Ok(conn)
+    }
+
+    pub(crate) fn send(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        match self {
+            Conn::Tcp(s) => s.write_all(bytes),
+            Conn::Unix(s) => s.write_all(bytes),
+        }
+    }
+
+    /// Reads more bytes into `into`; `false` at the end of the stream.
+    pub(crate) fn read_more(&mut self, into: &mut Vec<u8>) -> std::io::Result<bool> {
+        let mut buf = [0u8; 4096];
+        let n = match self {
+            Conn::Tcp(s) => s.read(&mut buf)?,
+            Conn::Unix(s) => s.read(&mut buf)?,
+        };
+        into.extend_from_slice(&buf[..n]);
+        Ok(n > 0)
+    }
+}
+
+/// Waits up to `timeout` until the service at `endpoint` answers `request` in a way
+/// `classify` calls ready. The error says what it answered last.
+pub(crate) fn wait_ready(
+    endpoint: &Endpoint,
+    request: &[u8],
+    classify: impl Fn(&[u8]) -> Verdict,
+    timeout: Duration,
+) -> Result<String, String> {
+    let deadline = Instant::now() + timeout;
+    let mut pause = Duration::from_millis(5);
+    loop {
+        let last = match attempt(endpoint, request, &classify) {
+            Ok(Verdict::Ready(why, _)) => return Ok(why),
+            Ok(Verdict::Failed(why)) => return Err(why),
+            Ok(Verdict::NotYet(why)) => why,
+            Ok(Verdict::More) => "the answer ended early".to_string(),
+            Err(e) => e.to_string(),
+        };
+        if Instant::now() + pause > deadline {
+            return Err(format!("waited {timeout:?}; the last attempt: {last}"));
+        }
+        std::thread::sleep(pause);
+        pause = (pause * 2).min(Duration::from_millis(200));
+    }
+}
+
+fn attempt(
+    endpoint: &Endpoint,
+    request: &[u8],
+    classify: &impl Fn(&[u8]) -> Verdict,
+) -> std::io::Result<Verdict> {
+    let mut conn = Conn::open(endpoint, Duration::from_secs(2))?;
+    conn.send(request)?;
+    let mut answer = Vec::new();
+    loop {
+        if !conn.read_more(&mut answer)? {
+            return Ok(classify(&answer));
+        }
+        match classify(&answer) {
+            Verdict::More => {}
+            verdict => return Ok(verdict),
+        }
+    }
+}
+
+/// Runs a client program to its end, at most [`REQUEST_TIMEOUT`]: its standard output, or an
+/// error that quotes what it wrote. Its output goes to files, so that a talkative client
+/// never blocks on a full pipe, and it is killed at the deadline (it is our child, not yet
+/// reaped: the signal cannot reach another process).
+pub(crate) fn run_client(
+    mut command: std::process::Command,
+    what: &str,
+    stdin: Option<&std::path::Path>,
+) -> Result<String, Error> {
+    let shown = format!("{command:?}");
+    let io = |action: &str| {
+        let action = format!("{action} ({what})");
+        let shown = shown.clone();
+        move |source| Error::Io { command: shown, action, source }
+    };
+    let out = tempfile::tempfile().map_err(io("making a file for the output of"))?;
+    let err = tempfile::tempfile().map_err(io("making a file for the output of"))?;
+    command
+        .stdout(out.try_clone().map_err(io("running"))?)
+        .stderr(err.try_clone().map_err(io("running"))?);
+    command.stdin(match stdin {
+        Some(path) => Stdio::from(std::fs::File::open(path).map_err(io("reading"))?),
+        None => Stdio::null(),
+    });
+    let mut child = command.spawn().map_err(io("starting"))?;
+    let deadline = Instant::now() + REQUEST_TIMEOUT;
+    let mut pause = Duration::from_micros(500);
+    let status = loop {
+        if let Some(status) = child.try_wait().map_err(io("waiting for"))? {
+            break Some(status);
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(pause);
+        pause = (pause * 2).min(Duration::from_millis(20));
+    };
+    let read = |mut file: std::fs::File| {
+        use std::io::Seek;
+        let mut text = String::new();
+        let _ = file.rewind();
+        let _ = file.read_to_string(&mut text);
+        text
+    };
+    let (stdout, stderr) = (read(out), read(err));
+    match status {
+        Some(status) if status.success() => Ok(stdout),
+        status => Err(Error::InvalidArgument {
+            command: shown,
+            problem: match status {
+                Some(status) => format!("{what} failed ({status}): {}", stderr.trim()),
+                None => format!("{what} took more than {REQUEST_TIMEOUT:?}; killed"),
+            },
+            hint: "see the client's message above; the server's log is in the fixture's output"
+                .into(),
+        }),
+    }
+}
+
+/// Sends one Redis command and reads its one reply: `Ok` with a status, integer or bulk
+/// reply's text, `Err` with an error reply's.
+pub(crate) fn redis_command(
+    conn: &mut Conn,
+    args: &[&str],
+) -> std::io::Result<Result<String, String>> {
+    conn.send(&crate::ready::redis::resp_command(args))?;
+    let mut answer = Vec::new();
+    loop {
+        if let Some(reply) = redis_reply(&answer) {
+            return Ok(reply);
+        }
+        if !conn.read_more(&mut answer)? {
+            return Err(std::io::Error::from(std::io::ErrorKind::UnexpectedEof));
+        }
+    }
+}
+
+/// A whole reply at the start of `answer`, or `None` while it is incomplete.
+fn redis_reply(answer: &[u8]) -> Option<Result<String, String>> {
+    let end = answer.windows(2).position(|w| w == b"\r\n")?;
+    let line = String::from_utf8_lossy(&answer[1..end]).into_owned();
+    match answer.first()? {
+        b'-' => Some(Err(line)),
+        b'$' => {
+            let len: i64 = line.parse().ok()?;
+            if len < 0 {
+                return Some(Ok(String::new()));
+            }
+            let body = answer.get(end + 2..end + 2 + len as usize)?;
+            Some(Ok(String::from_utf8_lossy(body).into_owned()))
+        }
+        _ => Some(Ok(line)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redis_replies_are_read_whole() {
+        assert_eq!(redis_reply(b"+OK\r\n"), Some(Ok("OK".into())));
+        assert_eq!(
+            redis_reply(b"-ERR DB index is out of range\r\n"),
+            Some(Err("ERR DB index is out of range".into()))
+        );
+        assert_eq!(redis_reply(b"$5\r\nhel"), None);
+        assert_eq!(redis_reply(b"$5\r\nhello\r\n"), Some(Ok("hello".into())));
+        assert_eq!(redis_reply(b":12\r\n"), Some(Ok("12".into())));
+        assert_eq!(redis_reply(b"+OK"), None);
+    }
+
+    #[test]
+    fn a_failing_client_program_is_an_error_that_quotes_it() {
+        let mut command = std::process::Command::new("sh");
+        command.args(["-c", "echo 'relation does not exist' >&2; exit 3"]);
+        let err = run_client(command, "loading the schema", None).expect_err("it failed");
+        let text = err.to_string();
+        assert!(text.contains("loading the schema failed"), "{text}");
+        assert!(text.contains("relation does not exist"), "{text}");
+    }
+}

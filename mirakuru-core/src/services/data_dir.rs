@@ -1,0 +1,184 @@
+//! A server's data directory, prepared once and copied for each server: `initdb` takes 1-2 s
+//! and a copy of its result tens of milliseconds. The prepared directory is kept in the
+//! user's lock directory (`$TMPDIR/mirakuru-<uid>/`, 0700), keyed by what made it (the
+//! program, its version, the options), and made by one process while the others wait.
+
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use rustix::fs::FlockOperation;
+
+use crate::fixture::{lock_within, open_lock, user_dir};
+use crate::Error;
+
+/// How long a process waits for another one preparing the same data directory.
+const PREPARE_WAIT: Duration = Duration::from_secs(300);
+
+/// The file written last into a prepared directory: without it, the directory is a leftover
+/// of a preparation that died.
+const READY: &str = ".mirakuru-prepared";
+
+/// What makes a prepared directory: a name for messages and paths, and everything it
+/// depends on.
+#[derive(Debug)]
+pub(crate) struct Recipe<'a> {
+    pub(crate) name: &'a str,
+    /// The programs whose version decides the directory's format.
+    pub(crate) programs: &'a [&'a Path],
+    /// The options it was made with.
+    pub(crate) options: &'a [&'a str],
+    /// The user that owns it.
+    pub(crate) owner: Option<(u32, u32)>,
+}
+
+impl Recipe<'_> {
+    /// Copies the directory prepared for this recipe into `dest` (made, mode 0700, owned by the
+    /// recipe's owner), preparing it first with `init` if no process has: `init` fills the
+    /// directory it is given, which the owner may write.
+    pub(crate) fn copy_to(
+        &self,
+        dest: &Path,
+        init: impl FnOnce(&Path) -> Result<(), Error>,
+    ) -> Result<(), Error> {
+        let io = |action: String| {
+            move |e: std::io::Error| Error::Io { command: self.name.to_string(), action, source: e }
+        };
+        let cache = self.cache_dir().map_err(io("finding the data directory cache of".into()))?;
+        if !cache.join(READY).exists() {
+            let lock = open_lock(&cache.with_extension("lock"))
+                .map_err(io("locking the data directory cache of".into()))?;
+            let locked = lock_within(&lock, FlockOperation::NonBlockingLockExclusive, PREPARE_WAIT)
+                .map_err(io("locking the data directory cache of".into()))?;
+            if !locked {
+                return Err(Error::Io {
+                    command: self.name.to_string(),
+                    action: format!("waiting for another process preparing {}", cache.display()),
+                    source: std::io::Error::from(std::io::ErrorKind::TimedOut),
+                });
+            }
+            if !cache.join(READY).exists() {
+                self.prepare(&cache, init)?;
+            }
+        }
+        copy_tree(&cache, dest, self.owner).map_err(io(format!(
+            "copying {} to {} for",
+            cache.display(),
+            dest.display()
+        )))
+    }
+
+    fn cache_dir(&self) -> std::io::Result<PathBuf> {
+        use std::hash::{Hash, Hasher};
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        for program in self.programs {
+            program.hash(&mut hasher);
+            // A new version of the program replaces the file.
+            if let Ok(meta) = std::fs::metadata(program) {
+                (meta.len(), meta.mtime(), meta.mtime_nsec(), meta.ino()).hash(&mut hasher);
+            }
+        }
+        (self.options, self.owner).hash(&mut hasher);
+        let dir = user_dir().map_err(std::io::Error::other)?;
+        Ok(dir.join(format!("{}-{:016x}", self.name, hasher.finish())))
+    }
+
+    /// Runs `init` in a directory the owner can reach (the run directory; the cache is in a
+    /// directory only this user may enter), then moves its result into the cache.
+    fn prepare(
+        &self,
+        cache: &Path,
+        init: impl FnOnce(&Path) -> Result<(), Error>,
+    ) -> Result<(), Error> {
+        let io = |action: &str| {
+            let action = format!("{action} {}", cache.display());
+            move |e: std::io::Error| Error::Io { command: self.name.to_string(), action, source: e }
+        };
+        let _ = std::fs::remove_dir_all(cache);
+        let work =
+            crate::process::private_dir("prepare-").map_err(io("making a directory to prepare"))?;
+        own(work.path(), self.owner).map_err(io("making a directory to prepare"))?;
+        let data = work.path().join("data");
+        std::fs::DirBuilder::new().mode(0o700).create(&data).map_err(io("preparing"))?;
+        if let Some((uid, gid)) = self.owner {
+            std::os::unix::fs::chown(&data, Some(uid), Some(gid)).map_err(io("preparing"))?;
+        }
+        init(&data)?;
+        std::fs::rename(&data, cache).map_err(io("keeping"))?;
+        std::fs::write(cache.join(READY), b"").map_err(io("keeping"))?;
+        Ok(())
+    }
+}
+
+/// Copies the tree `from` into the new directory `to` (0700), files, directories and symlinks,
+/// owned by `owner` if given; the readiness marker is left out.
+fn copy_tree(from: &Path, to: &Path, owner: Option<(u32, u32)>) -> std::io::Result<()> {
+    std::fs::DirBuilder::new().mode(0o700).create(to)?;
+    own(to, owner)?;
+    for entry in std::fs::read_dir(from)? {
+        let entry = entry?;
+        if entry.file_name() == READY {
+            continue;
+        }
+        let (source, target) = (entry.path(), to.join(entry.file_name()));
+        let kind = entry.file_type()?;
+        if kind.is_dir() {
+            copy_tree(&source, &target, owner)?;
+            let mode = std::fs::metadata(&source)?.permissions().mode();
+            std::fs::set_permissions(&target, std::fs::Permissions::from_mode(mode))?;
+        } else if kind.is_symlink() {
+            std::os::unix::fs::symlink(std::fs::read_link(&source)?, &target)?;
+            if let Some((uid, gid)) = owner {
+                std::os::unix::fs::lchown(&target, Some(uid), Some(gid))?;
+            }
+        } else {
+            // `copy` uses copy_file_range: a reflink where the file system has them.
+            std::fs::copy(&source, &target)?;
+            own(&target, owner)?;
+        }
+    }
+    Ok(())
+}
+
+fn own(path: &Path, owner: Option<(u32, u32)>) -> std::io::Result<()> {
+    match owner {
+        Some((uid, gid)) => std::os::unix::fs::chown(path, Some(uid), Some(gid)),
+        None => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_data_directory_is_prepared_once_and_copied_for_each_server() {
+        let program = tempfile::NamedTempFile::new().expect("a file");
+        let options = [&*format!("test-{}", std::process::id())];
+        let recipe = Recipe {
+            name: "test-data",
+            programs: &[program.path()],
+            options: &options,
+            owner: None,
+        };
+        let runs = std::cell::Cell::new(0);
+        let init = |dir: &Path| {
+            runs.set(runs.get() + 1);
+            std::fs::create_dir(dir.join("base")).expect("mkdir");
+            std::fs::write(dir.join("base/file"), b"prepared").expect("write");
+            Ok(())
+        };
+        let servers = tempfile::tempdir().expect("a directory");
+        recipe.copy_to(&servers.path().join("a"), init).expect("prepared and copied");
+        recipe.copy_to(&servers.path().join("b"), init).expect("copied");
+        assert_eq!(runs.get(), 1, "prepared once");
+        for copy in ["a", "b"] {
+            let file = servers.path().join(copy).join("base/file");
+            assert_eq!(std::fs::read(&file).expect("copied"), b"prepared");
+            let mode = std::fs::metadata(servers.path().join(copy)).expect("made").mode();
+            assert_eq!(mode & 0o777, 0o700);
+            assert!(!servers.path().join(copy).join(READY).exists());
+        }
+        let _ = std::fs::remove_dir_all(recipe.cache_dir().expect("the cache"));
+    }
+}

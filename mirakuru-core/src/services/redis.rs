@@ -1,0 +1,209 @@
+//! Redis: no persistence (`--save ''`, no append-only file), so it has nothing to save and is
+//! stopped with SIGKILL — with SIGTERM it exits only at its next timer tick, ~100 ms per
+//! server (redis-rs's own suite ran 2.5× slower with it). Its socket is in the fixture's
+//! directory, removed with it.
+//!
+//! A database per test is an index of its own, taken by a lock file per index (released by
+//! the kernel when a test process dies) and flushed when taken and when given back. Index 0
+//! is the fixture's own ([`Fixture::url`](crate::Fixture::url)).
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rustix::fs::FlockOperation;
+
+use super::binaries::Search;
+use super::client::{redis_command, wait_ready, Conn, REQUEST_TIMEOUT};
+use super::{service_user, Database, Endpoint, Preset};
+use crate::command::Command;
+use crate::fixture::{lock_within, open_lock, user_dir, Places, Port, Spec};
+use crate::{Error, Signal};
+
+const SEARCH: Search = Search {
+    title: "Redis",
+    env: "MIRAKURU_REDIS_BIN",
+    dirs: &["/usr/sbin", "/usr/local/sbin", "/opt/homebrew/bin"],
+    install: "Debian/Ubuntu: apt-get install redis-server; macOS: brew install redis",
+};
+
+/// The databases a preset's server has: one per test running at once, and index 0.
+const DATABASES: &str = "64";
+
+#[derive(Debug)]
+pub(crate) struct Redis;
+
+pub(crate) fn spec() -> Spec {
+    let cmd = [
+        "redis-server",
+        "--port",
+        "{port}",
+        "--bind",
+        "{host}",
+        "--save",
+        "",
+        "--appendonly",
+        "no",
+        "--databases",
+        DATABASES,
+        "--dir",
+        "{tmpdir}",
+        "--unixsocket",
+        "{tmpdir}/redis.sock",
+        "--unixsocketperm",
+        "700",
+    ];
+    let spec = Spec::args("redis", cmd)
+        .redis(Port::Auto)
+        .stop_signal(Signal::SIGKILL)
+        .preset(Arc::new(Redis));
+    match service_user("redis") {
+        Some(user) => spec.user(user),
+        None => spec,
+    }
+}
+
+impl Preset for Redis {
+    fn title(&self) -> &'static str {
+        "Redis"
+    }
+
+    fn external_var(&self) -> Option<&'static str> {
+        Some("MIRAKURU_REDIS_URL")
+    }
+
+    fn default_port(&self) -> u16 {
+        6379
+    }
+
+    fn prepare(
+        &self,
+        command: &Command,
+        _places: &Places<'_>,
+        _owner: Option<(u32, u32)>,
+    ) -> Result<Command, Error> {
+        let server = SEARCH.find(&["redis-server"])?;
+        Ok(command.with_program(server.into_os_string()))
+    }
+
+    fn endpoint(&self, host: &str, port: Option<u16>, tmpdir: &Path) -> Endpoint {
+        Endpoint {
+            scheme: "redis".into(),
+            user: None,
+            password: None,
+            host: host.into(),
+            port: port.unwrap_or(6379),
+            path: Some("0".into()),
+            socket: Some(tmpdir.join("redis.sock")),
+        }
+    }
+
+    fn probe(&self, endpoint: &Endpoint, timeout: Duration) -> Result<String, String> {
+        let mut request = Vec::new();
+        if let Some(password) = &endpoint.password {
+            let mut auth = vec!["AUTH"];
+            auth.extend(endpoint.user.as_deref());
+            auth.push(password);
+            request.extend(crate::ready::redis::resp_command(&auth));
+        }
+        request.extend(crate::ready::redis::resp_command(&["PING"]));
+        let authenticated = endpoint.password.is_some();
+        wait_ready(endpoint, &request, |a| crate::ready::redis::classify(a, authenticated), timeout)
+    }
+
+    fn database(
+        &self,
+        endpoint: &Endpoint,
+        _schema: &[std::path::PathBuf],
+    ) -> Result<Database, Error> {
+        let io = |action: &str| {
+            let action = action.to_string();
+            let command = super::external::shown(endpoint);
+            move |source| Error::Io { command, action, source }
+        };
+        let dir =
+            user_dir().map_err(|e| io("finding the lock directory")(std::io::Error::other(e)))?;
+        let deadline = Instant::now() + REQUEST_TIMEOUT * 4;
+        loop {
+            for index in 1u32.. {
+                let path =
+                    dir.join(format!("redis-{}-{}-{index}.lock", endpoint.host, endpoint.port));
+                let lock = open_lock(&path).map_err(io("locking a database index"))?;
+                if !lock_within(&lock, FlockOperation::NonBlockingLockExclusive, Duration::ZERO)
+                    .map_err(io("locking a database index"))?
+                {
+                    continue;
+                }
+                let mut conn = connect(endpoint).map_err(io("connecting"))?;
+                match redis_command(&mut conn, &["SELECT", &index.to_string()])
+                    .map_err(io("selecting a database"))?
+                {
+                    Ok(_) => {}
+                    // Every index is taken by a test running now: wait for one to end.
+                    Err(e) if e.contains("out of range") => break,
+                    Err(e) => return Err(refused(endpoint, "SELECT", e)),
+                }
+                redis_command(&mut conn, &["FLUSHDB"])
+                    .map_err(io("flushing a database"))?
+                    .map_err(|e| refused(endpoint, "FLUSHDB", e))?;
+                let mut db_endpoint = endpoint.clone();
+                db_endpoint.path = Some(index.to_string());
+                db_endpoint.socket = None;
+                let flush = endpoint.clone();
+                return Ok(Database::new(index.to_string(), db_endpoint, move || {
+                    let result = flush_index(&flush, index);
+                    drop(lock);
+                    result
+                }));
+            }
+            if Instant::now() > deadline {
+                return Err(refused(
+                    endpoint,
+                    "SELECT",
+                    "every database index is held by a running test".into(),
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+/// A connection, authenticated if the URL has a password.
+fn connect(endpoint: &Endpoint) -> std::io::Result<Conn> {
+    let mut conn = Conn::open(endpoint, REQUEST_TIMEOUT)?;
+    if let Some(password) = &endpoint.password {
+        let mut auth = vec!["AUTH"];
+        auth.extend(endpoint.user.as_deref());
+        auth.push(password);
+        if let Err(e) = redis_command(&mut conn, &auth)? {
+            return Err(std::io::Error::new(std::io::ErrorKind::PermissionDenied, e));
+        }
+    }
+    Ok(conn)
+}
+
+fn flush_index(endpoint: &Endpoint, index: u32) -> Result<(), Error> {
+    let io = |source| Error::Io {
+        command: super::external::shown(endpoint),
+        action: format!("flushing database {index}"),
+        source,
+    };
+    let mut conn = connect(endpoint).map_err(io)?;
+    redis_command(&mut conn, &["SELECT", &index.to_string()])
+        .map_err(io)?
+        .map_err(|e| refused(endpoint, "SELECT", e))?;
+    redis_command(&mut conn, &["FLUSHDB"])
+        .map_err(io)?
+        .map_err(|e| refused(endpoint, "FLUSHDB", e))?;
+    Ok(())
+}
+
+fn refused(endpoint: &Endpoint, command: &str, answer: String) -> Error {
+    Error::InvalidArgument {
+        command: super::external::shown(endpoint),
+        problem: format!("Redis answered {command} with: {answer}"),
+        hint: "a test database needs SELECT and FLUSHDB; with more tests at once than the \
+               server has databases, raise its `databases` setting"
+            .into(),
+    }
+}

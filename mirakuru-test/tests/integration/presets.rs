@@ -1,0 +1,252 @@
+//! The ready-made services (`mirakuru::services`): PostgreSQL, Redis, MariaDB, memcached and
+//! nginx started by one call, restarted by `stopped!` without being prepared again, a
+//! database of its own per test, removed after the test (also after a panic), and external
+//! services named by an environment variable. The database tests run twice when the suite
+//! runs as root: as root (the server runs as the service's user) and as an unprivileged
+//! user (it runs as the caller).
+
+use std::path::Path;
+use std::time::Duration;
+
+use mirakuru::{services, Database, Fixture};
+use mirakuru_test::{postgres_bin, require, temp_dir};
+
+use crate::{in_child, in_child_unprivileged};
+
+/// `psql -d URL -tAc SQL`: the answer, or the error.
+fn sql(url: &str, sql: &str) -> Result<String, String> {
+    let psql = postgres_bin("psql").ok_or("no psql")?;
+    let out = std::process::Command::new(psql)
+        .args(["-X", "-d", url, "-tAc", sql])
+        .output()
+        .map_err(|e| e.to_string())?;
+    match out.status.success() {
+        true => Ok(String::from_utf8_lossy(&out.stdout).trim().to_string()),
+        false => Err(String::from_utf8_lossy(&out.stderr).trim().to_string()),
+    }
+}
+
+/// `mariadb -e SQL` against a database.
+fn mysql(db: &Database, sql: &str) -> Result<String, String> {
+    let out = std::process::Command::new("mariadb")
+        .args(["--no-defaults", "--protocol=tcp", "-N", "-B"])
+        .arg(format!("--host={}", db.host()))
+        .arg(format!("--port={}", db.port()))
+        .arg(format!("--user={}", db.user().unwrap_or("root")))
+        .arg(format!("--database={}", db.name()))
+        .args(["-e", sql])
+        .output()
+        .map_err(|e| e.to_string())?;
+    match out.status.success() {
+        true => Ok(String::from_utf8_lossy(&out.stdout).trim().to_string()),
+        false => Err(String::from_utf8_lossy(&out.stderr).trim().to_string()),
+    }
+}
+
+fn redis(url: &str, command: &[&str]) -> Result<String, String> {
+    mirakuru_test::redis_cli(&["-u", url], command)
+}
+
+fn has_postgres() -> bool {
+    postgres_bin("postgres").is_some() && postgres_bin("psql").is_some()
+}
+
+/// The databases of the server, by name.
+fn databases(pg: &Fixture) -> Vec<String> {
+    let all = sql(pg.url(), "SELECT datname FROM pg_database").expect("the list of databases");
+    all.lines().map(str::to_string).collect()
+}
+
+fn schema_file(dir: &Path, text: &str) -> std::path::PathBuf {
+    let path = dir.join("schema.sql");
+    std::fs::write(&path, text).expect("the schema file");
+    // An unprivileged child must read it.
+    let _ = std::process::Command::new("chmod").args(["-R", "a+rX"]).arg(dir).status();
+    path
+}
+
+/// Two tests' databases on one server: the same table name in each, and neither sees the
+/// other's rows; the schema comes from the template; each database is gone once dropped,
+/// also when its test panicked.
+fn postgres_databases_are_isolated_and_dropped() {
+    let dir = temp_dir();
+    let schema =
+        schema_file(dir.path(), "CREATE TABLE items (id serial PRIMARY KEY, name text);\n");
+    let pg = services::postgres().load(&schema).start().expect("PostgreSQL starts");
+    assert!(pg.url().starts_with("postgresql://postgres@127.0.0.1:"), "{}", pg.url());
+    assert_eq!(pg.user(), Some("postgres"));
+    assert!(pg.socket().exists(), "the unix socket {}", pg.socket().display());
+    let (a, b) = (pg.database().expect("a database"), pg.database().expect("another"));
+    assert_ne!(a.name(), b.name());
+    sql(a.url(), "INSERT INTO items (name) VALUES ('a1'), ('a2')").expect("insert into a");
+    sql(b.url(), "INSERT INTO items (name) VALUES ('b1')").expect("insert into b");
+    assert_eq!(
+        sql(a.url(), "SELECT string_agg(name, ',' ORDER BY id) FROM items").as_deref(),
+        Ok("a1,a2")
+    );
+    assert_eq!(
+        sql(b.url(), "SELECT string_agg(name, ',' ORDER BY id) FROM items").as_deref(),
+        Ok("b1")
+    );
+    let (a_name, b_name) = (a.name().to_string(), b.name().to_string());
+    drop(a);
+    assert!(!databases(&pg).contains(&a_name), "{a_name} was dropped with its value");
+    let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || {
+        let _b = b;
+        panic!("the test fails");
+    }));
+    assert!(panicked.is_err());
+    assert!(!databases(&pg).contains(&b_name), "{b_name} was dropped though its test panicked");
+}
+
+#[test]
+fn postgres_preset_databases_as_root_and_as_a_user() {
+    if !has_postgres() {
+        return;
+    }
+    // As the user running the suite (root in CI: the server runs as `postgres`) …
+    if !in_child("presets::postgres_preset_databases_as_root_and_as_a_user", &[]) {
+        // … and as an unprivileged user, where it runs as that user.
+        in_child_unprivileged("presets::postgres_preset_databases_as_root_and_as_a_user");
+        return;
+    }
+    postgres_databases_are_isolated_and_dropped();
+}
+
+#[test]
+fn stopped_restarts_postgres_without_initialising_it_again() {
+    if !has_postgres() {
+        return;
+    }
+    let pg = services::postgres().start().expect("PostgreSQL starts");
+    sql(pg.url(), "CREATE TABLE kept (x int); INSERT INTO kept VALUES (42)").expect("a table");
+    let url = pg.url().to_string();
+    mirakuru::stopped!(pg, {
+        assert!(sql(&url, "SELECT 1").is_err(), "down inside the block");
+    });
+    // The same data directory: initdb again would have lost the table.
+    assert_eq!(sql(pg.url(), "SELECT x FROM kept").as_deref(), Ok("42"));
+    assert_eq!(pg.url(), url, "the same port after the restart");
+}
+
+#[test]
+fn the_external_mode_starts_nothing_and_still_gives_databases() {
+    if !has_postgres() {
+        return;
+    }
+    const NAME: &str = "presets::the_external_mode_starts_nothing_and_still_gives_databases";
+    if std::env::var_os("MIRAKURU_POSTGRES_URL").is_none() {
+        // A server started outside the fixture under test.
+        let server = services::postgres().start().expect("PostgreSQL starts");
+        let url = server.url().to_string();
+        in_child(
+            NAME,
+            &[
+                ("MIRAKURU_POSTGRES_URL", &url),
+                ("MIRAKURU_TEST_EXTERNAL_PID", &server.pid().unwrap_or(0).to_string()),
+            ],
+        );
+        return;
+    }
+    let pg = services::postgres().start().expect("the external server answers");
+    assert_eq!(pg.pid(), None, "nothing was started");
+    assert!(pg.stop().is_err(), "an external service is not ours to stop");
+    let db = pg.database().expect("a database on the external server");
+    sql(db.url(), "CREATE TABLE t (x int)").expect("a table");
+    let name = db.name().to_string();
+    drop(db);
+    assert!(!databases(&pg).contains(&name), "dropped");
+    drop(pg);
+    let pid: u32 =
+        std::env::var("MIRAKURU_TEST_EXTERNAL_PID").ok().and_then(|p| p.parse().ok()).unwrap_or(0);
+    assert!(mirakuru_test::is_alive(pid), "the external server lives on");
+}
+
+#[test]
+fn an_external_url_that_is_not_one_is_a_clear_error() {
+    const NAME: &str = "presets::an_external_url_that_is_not_one_is_a_clear_error";
+    if !in_child(NAME, &[("MIRAKURU_REDIS_URL", "localhost:6379")]) {
+        return;
+    }
+    let err = services::redis().start().expect_err("not a URL").to_string();
+    assert!(err.contains("MIRAKURU_REDIS_URL") && err.contains("scheme"), "{err}");
+}
+
+#[test]
+fn redis_preset_gives_each_test_a_flushed_database_of_its_own() {
+    if !require("redis-server") || !require("redis-cli") {
+        return;
+    }
+    if !in_child("presets::redis_preset_gives_each_test_a_flushed_database_of_its_own", &[]) {
+        in_child_unprivileged(
+            "presets::redis_preset_gives_each_test_a_flushed_database_of_its_own",
+        );
+        return;
+    }
+    let server = services::redis().start().expect("Redis starts");
+    assert!(server.url().starts_with("redis://127.0.0.1:"), "{}", server.url());
+    let (a, b) = (server.database().expect("a database"), server.database().expect("another"));
+    assert_ne!(a.name(), b.name());
+    redis(a.url(), &["SET", "k", "a"]).expect("SET");
+    assert_eq!(redis(b.url(), &["GET", "k"]).as_deref(), Ok(""), "b does not see a's key");
+    let index = a.name().to_string();
+    drop(a);
+    let again = server.database().expect("the index again");
+    assert_eq!(again.name(), index, "a freed index is taken again");
+    assert_eq!(redis(again.url(), &["DBSIZE"]).as_deref(), Ok("0"), "flushed");
+    let url = server.url().to_string();
+    mirakuru::stopped!(server, {
+        assert!(redis(&url, &["PING"]).is_err(), "down inside the block");
+    });
+    assert_eq!(redis(server.url(), &["PING"]).as_deref(), Ok("PONG"));
+}
+
+#[test]
+fn mariadb_preset_databases_are_isolated_and_dropped() {
+    if !require("mariadbd") || !require("mariadb") {
+        return;
+    }
+    if !in_child("presets::mariadb_preset_databases_are_isolated_and_dropped", &[]) {
+        in_child_unprivileged("presets::mariadb_preset_databases_are_isolated_and_dropped");
+        return;
+    }
+    let dir = temp_dir();
+    let schema = schema_file(dir.path(), "CREATE TABLE items (id int PRIMARY KEY, name text);\n");
+    let db = services::mariadb()
+        .load(&schema)
+        .timeout(Duration::from_secs(120))
+        .start()
+        .expect("MariaDB starts");
+    assert!(db.url().starts_with("mysql://root@127.0.0.1:"), "{}", db.url());
+    let (a, b) = (db.database().expect("a database"), db.database().expect("another"));
+    mysql(&a, "INSERT INTO items VALUES (1, 'a')").expect("insert");
+    assert_eq!(mysql(&b, "SELECT count(*) FROM items").as_deref(), Ok("0"));
+    let name = a.name().to_string();
+    let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || {
+        let _a = a;
+        panic!("the test fails");
+    }));
+    assert!(panicked.is_err());
+    let left = mysql(&b, "SHOW DATABASES").expect("the list");
+    assert!(!left.lines().any(|l| l == name), "{name} was dropped though its test panicked");
+    mirakuru::stopped!(db, {});
+    assert_eq!(mysql(&b, "SELECT count(*) FROM items").as_deref(), Ok("0"), "back, same data");
+}
+
+#[test]
+fn memcached_and_nginx_presets_answer() {
+    if require("memcached") {
+        let mc = services::memcached().start().expect("memcached starts");
+        assert!(mc.port() > 0);
+    }
+    if require("nginx") {
+        let web = services::nginx().start().expect("nginx starts");
+        std::fs::write(web.tmpdir().join("html/hello.txt"), "hi\n").expect("a file to serve");
+        let mut stream = std::net::TcpStream::connect(("127.0.0.1", web.port())).expect("connect");
+        use std::io::{Read, Write};
+        stream.write_all(b"GET /hello.txt HTTP/1.0\r\n\r\n").expect("send");
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer).expect("read");
+        assert!(answer.starts_with("HTTP/1.1 200") && answer.ends_with("hi\n"), "{answer}");
+    }
+}
