@@ -55,5 +55,5 @@ macro_rules! stopped {
 pub mod __private {
     pub use core::time::Duration;
     pub use mirakuru_core::fixture::{Fixtures, OtherNotFailed, Port, ResultFailed, Spec};
-    pub use mirakuru_core::{Fixture, SharedFixture, Signal};
+    pub use mirakuru_core::{services, Fixture, SharedFixture, Signal};
 }

@@ -12,6 +12,8 @@ use crate::values::expected;
 pub(crate) enum Cmd {
     Line(Text),
     Args(Vec<Text>),
+    /// `service = postgres`: a preset, which runs its own command.
+    Service(syn::Ident),
 }
 
 impl Cmd {
@@ -20,6 +22,7 @@ impl Cmd {
         match self {
             Cmd::Line(line) => vec![line],
             Cmd::Args(args) => args.iter().collect(),
+            Cmd::Service(_) => Vec::new(),
         }
     }
 }
@@ -153,6 +156,7 @@ pub(crate) fn program_name(cmd: &Cmd, shell: bool) -> String {
             line.value().and_then(|l| l.split_whitespace().next().map(str::to_string))
         }
         Cmd::Args(args) => args.first().and_then(Text::value),
+        Cmd::Service(ident) => Some(ident.to_string()),
     };
     first
         .as_deref()

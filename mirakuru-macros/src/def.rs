@@ -105,6 +105,7 @@ pub(crate) fn check(
     d.read_options(|key| key.needs < Needs::Nothing, e);
     d.read_command(e);
     valid::one_command(&d, anchor, e);
+    valid::load_needs_a_database_service(&d, e);
     // What the service is told, which `auto` ports and sockets must be part of.
     d.read_options(|key| key.name == ENV, e);
     valid::auto_port_must_reach_service(&d, e);

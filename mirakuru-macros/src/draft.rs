@@ -10,7 +10,8 @@ use crate::args::{Arg, Value};
 use crate::command::{self, Cmd};
 use crate::errors::Errors;
 use crate::keys::{
-    self, Given, Key, Needs, Role, ARGS, CMD, ENV, HTTP, NAME, PATH, READY, SCOPE, SHELL, URL,
+    self, Given, Key, Needs, Role, ARGS, CMD, ENV, HTTP, NAME, PATH, READY, SCOPE, SERVICE, SHELL,
+    URL,
 };
 use crate::placeholders::{self, PortUse};
 use crate::readiness::{self, HttpTarget, Readiness};
@@ -121,13 +122,19 @@ impl<'a> Draft<'a> {
 
     pub(crate) fn read_command(&mut self, errors: &mut Errors) {
         let shell = self.is_true(SHELL);
-        self.cmd = match (self.given.valid(CMD), self.given.valid(ARGS)) {
-            (Some(a), _) => errors.take(command::command_line(a, shell)),
-            (None, Some(a)) => errors.take(command::arg_list(a)),
-            (None, None) => None,
+        self.cmd = match (self.given.valid(SERVICE), self.given.valid(CMD), self.given.valid(ARGS))
+        {
+            (Some(a), ..) => errors.take(values::service(a)).map(Cmd::Service),
+            (None, Some(a), _) => errors.take(command::command_line(a, shell)),
+            (None, None, Some(a)) => errors.take(command::arg_list(a)),
+            (None, None, None) => None,
         };
         if let Some(cmd) = &self.cmd {
-            let key = if matches!(cmd, Cmd::Line(_)) { CMD } else { ARGS };
+            let key = match cmd {
+                Cmd::Line(_) => CMD,
+                Cmd::Args(_) => ARGS,
+                Cmd::Service(_) => SERVICE,
+            };
             placeholders::in_command(key, cmd, self.port_use(), errors);
         }
     }
@@ -182,7 +189,12 @@ impl<'a> Draft<'a> {
     /// The words the service is told, in its command and its environment; `None` without a
     /// command, or when an expression in it may say anything.
     pub(crate) fn service_words(&self) -> Option<Vec<String>> {
-        let texts = self.cmd.as_ref()?.texts();
+        let cmd = self.cmd.as_ref()?;
+        if let Cmd::Service(_) = cmd {
+            // A preset is told its port and directory by its own command.
+            return None;
+        }
+        let texts = cmd.texts();
         let mut words: Vec<String> = texts.iter().map(|t| t.value()).collect::<Option<_>>()?;
         if let Some(Typed::Env(vars)) = self.option(ENV) {
             words.extend(vars.iter().map(|v| v.value.clone()));

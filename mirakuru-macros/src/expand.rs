@@ -193,6 +193,7 @@ fn spec(def: &Def) -> TokenStream {
             let args = into_strings(args);
             quote!(::mirakuru::__private::Spec::args(#name, [#(#args),*]))
         }
+        Cmd::Service(service) => quote!(::mirakuru::__private::services::#service()),
     };
     for readiness in &def.readiness {
         chain.extend(readiness_setter(readiness));
@@ -288,6 +289,8 @@ fn readiness_setter(readiness: &Readiness) -> TokenStream {
             let args = into_strings(args);
             quote!(.exec_args([#(#args),*]))
         }
+        // A probe is read as a command line or a list, never as a service.
+        Readiness::Exec(Cmd::Service(_)) => TokenStream::new(),
         Readiness::Redis(p) => {
             let p = port(*p);
             quote!(.redis(#p))

@@ -28,11 +28,14 @@ pub(crate) const ENV: &str = "env";
 pub(crate) const SHELL: &str = "shell";
 pub(crate) const NAME: &str = "name";
 pub(crate) const SCOPE: &str = "scope";
+pub(crate) const SERVICE: &str = "service";
+pub(crate) const LOAD: &str = "load";
 
 /// Every key, in the order the messages list them. A plain option's row is
 /// `option(name, kind of value, Spec setter, a valid value)`; the setter must exist on the
 /// runtime's `Spec` and take one value of that kind (`expand` says how each kind is passed).
 pub(crate) const KEYS: &[Key] = &[
+    special(SERVICE),
     special(CMD),
     special(ARGS),
     check(TCP, readiness::tcp),
@@ -67,6 +70,7 @@ pub(crate) const KEYS: &[Key] = &[
     option("stop_signal", Kind::Signal, "stop_signal", "SIGINT"),
     option("kill_signal", Kind::Signal, "kill_signal", "SIGINT"),
     option("expected_returncode", Kind::I32, "expected_returncode", "143"),
+    option(LOAD, Kind::Text, "load", "\"tests/schema.sql\"").needs(Needs::Service),
     special(NAME),
     special(SCOPE),
 ];
@@ -113,6 +117,8 @@ pub(crate) enum Needs {
     Exec,
     /// The `file` check.
     File,
+    /// A ready-made database server (`service = postgres`).
+    Service,
     Nothing,
     /// The HTTP check.
     Http,
@@ -125,6 +131,10 @@ impl Needs {
             Needs::Http => Some((HTTP, "an HTTP check; add `http = auto` or `http = <port>`")),
             Needs::Exec => Some((EXEC, "an `exec` probe; add `exec = \"program --flag\"`")),
             Needs::File => Some((FILE, "a `file` check; add `file = \"{tmpdir}/ready\"`")),
+            Needs::Service => Some((
+                SERVICE,
+                "a ready-made database server; add `service = postgres` (or `mariadb`)",
+            )),
             Needs::Port | Needs::Nothing => None,
         }
     }
@@ -181,6 +191,16 @@ pub(crate) fn options() -> Vec<(&'static Key, &'static Opt)> {
 /// Keys that say the same thing two ways, and what they both say: the first one given is
 /// kept, the other is an error.
 const RIVALS: &[(&str, &str, &str)] = &[
+    (
+        SERVICE,
+        CMD,
+        "say what runs; keep one: `service` for a ready-made server, `cmd` for your own command",
+    ),
+    (
+        SERVICE,
+        ARGS,
+        "say what runs; keep one: `service` for a ready-made server, `args` for your own command",
+    ),
     (
         CMD,
         ARGS,
@@ -340,12 +360,15 @@ mod tests {
     fn using(key: &Key, opt: &Opt) -> TokenStream {
         let name = Ident::new(key.name, Span::call_site());
         let value: TokenStream = opt.example.parse().unwrap();
+        if key.needs == Needs::Service {
+            return quote!(service = postgres, #name = #value);
+        }
         let (cmd, needed) = match key.needs {
             Needs::Port => ("server --port {port}", quote!(tcp = auto,)),
             Needs::Http => ("server --port {port}", quote!(http = auto,)),
             Needs::Exec => ("server", quote!(exec = "probe",)),
             Needs::File => ("server", quote!(file = "{tmpdir}/ready",)),
-            Needs::Nothing => ("server", quote!()),
+            Needs::Service | Needs::Nothing => ("server", quote!()),
         };
         quote!(cmd = #cmd, #needed #name = #value)
     }
@@ -388,8 +411,8 @@ mod tests {
     #[test]
     fn unknown_keys_list_the_valid_ones() {
         let message = error(quote!(cmd = "x", prot = 1));
-        assert!(message.starts_with("unknown `mirakuru::fixture` argument `prot`; expected one of `cmd`, `args`, `tcp`,"), "{message}");
-        assert!(message.ends_with("`expected_returncode`, `name`, `scope`"), "{message}");
+        assert!(message.starts_with("unknown `mirakuru::fixture` argument `prot`; expected one of `service`, `cmd`, `args`, `tcp`,"), "{message}");
+        assert!(message.ends_with("`expected_returncode`, `load`, `name`, `scope`"), "{message}");
     }
 
     #[test]

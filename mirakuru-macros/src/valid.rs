@@ -5,9 +5,10 @@
 use quote::quote;
 
 use crate::ast::SharedStatic;
+use crate::command::Cmd;
 use crate::draft::{Anchor, Draft};
 use crate::errors::Errors;
-use crate::keys::{ARGS, CMD, KEYS, OWNED, READY, UNIX};
+use crate::keys::{ARGS, CMD, KEYS, LOAD, OWNED, READY, SERVICE, UNIX};
 use crate::readiness::Readiness;
 use crate::values::{Port, Typed};
 
@@ -112,11 +113,27 @@ pub(crate) fn owned_needs_a_port(d: &Draft<'_>, errors: &mut Errors) {
 /// A fixture runs a command: `cmd` or `args` (given both, the second is reported as the
 /// keys are sorted).
 pub(crate) fn one_command(d: &Draft<'_>, anchor: &Anchor<'_>, errors: &mut Errors) {
-    if !d.given.has(CMD) && !d.given.has(ARGS) {
+    if !d.given.has(CMD) && !d.given.has(ARGS) && !d.given.has(SERVICE) {
         errors.push(anchor.error(
             "missing command: add `cmd = \"program --flag\"` (a command line) or \
-             `args = [\"program\", \"--flag\"]` (a list of arguments)",
+             `args = [\"program\", \"--flag\"]` (a list of arguments), or use a ready-made \
+             server: `service = postgres`",
         ));
+    }
+}
+
+/// A schema is loaded into the databases of a database preset only.
+pub(crate) fn load_needs_a_database_service(d: &Draft<'_>, errors: &mut Errors) {
+    // Without `service`, `refinements_need_their_check` says what is missing.
+    let (Some(load), Some(Cmd::Service(service))) = (d.given.get(LOAD), &d.cmd) else { return };
+    if service != "postgres" && service != "mariadb" {
+        errors.spanned(
+            &load.key,
+            format!(
+                "`load` fills the databases of a ready-made database server, and `{service}` has \
+                 none to fill; use `service = postgres` (or `mariadb`)"
+            ),
+        );
     }
 }
 

@@ -210,6 +210,29 @@ pub(crate) fn scope(arg: &Arg) -> syn::Result<bool> {
     }
 }
 
+/// The presets `service` names, as `mirakuru::services` has them.
+pub(crate) const SERVICES: &[&str] = &["postgres", "redis", "mariadb", "memcached", "nginx"];
+
+/// `service = postgres`: one of [`SERVICES`].
+pub(crate) fn service(arg: &Arg) -> syn::Result<syn::Ident> {
+    let known = SERVICES.iter().map(|s| format!("`{s}`")).collect::<Vec<_>>().join(", ");
+    match &arg.value {
+        Value::Ident(ident) if SERVICES.contains(&ident.to_string().as_str()) => Ok(ident.clone()),
+        Value::Str(s) if SERVICES.contains(&s.value().as_str()) => Err(syn::Error::new_spanned(
+            s,
+            format!("write the service without quotes: `service = {}`", s.value()),
+        )),
+        Value::Ident(ident) => Err(syn::Error::new_spanned(
+            ident,
+            format!(
+                "`{ident}` is not a ready-made server; `service` takes one of {known}, or give \
+                 your own command with `cmd`"
+            ),
+        )),
+        _ => Err(expected(arg, &format!("a ready-made server: {known}"), "postgres")),
+    }
+}
+
 /// A regex string, such as `exec_output` and `file_matches` take.
 fn pattern(arg: &Arg, example: &str) -> syn::Result<LitStr> {
     let s = non_empty_string(arg, example)?;

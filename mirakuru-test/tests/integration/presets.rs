@@ -250,3 +250,28 @@ fn memcached_and_nginx_presets_answer() {
         assert!(answer.starts_with("HTTP/1.1 200") && answer.ends_with("hi\n"), "{answer}");
     }
 }
+
+#[mirakuru::fixture(service = postgres, scope = run)]
+static PG: mirakuru::SharedFixture;
+
+#[test]
+fn the_attribute_gives_a_shared_preset_and_a_database_per_test() {
+    if !has_postgres() {
+        return;
+    }
+    let db = PG.database();
+    sql(db.url(), "CREATE TABLE mine (x int)").expect("a table in a database of its own");
+    assert_eq!(PG.get().user(), Some("postgres"));
+}
+
+#[test]
+fn the_attribute_starts_a_preset_for_one_test() {
+    if !require("redis-server") || !require("redis-cli") {
+        return;
+    }
+    #[mirakuru::fixture(service = redis)]
+    fn body(redis: &Fixture) {
+        assert_eq!(super::presets::redis(redis.url(), &["PING"]).as_deref(), Ok("PONG"));
+    }
+    body();
+}
