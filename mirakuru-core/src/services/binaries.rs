@@ -51,11 +51,18 @@ impl Search {
     }
 
     /// `name` beside `found`, or where the search finds it.
+    /// A symlink's target directory counts too: `/usr/local/bin/postgres` may point into
+    /// `/usr/lib/postgresql/15/bin`, where `psql` is the real one.
     pub(crate) fn beside(&self, found: &Path, name: &str) -> Result<PathBuf, Error> {
-        match found.parent().map(|dir| dir.join(name)) {
-            Some(path) if is_executable(&path) => Ok(path),
-            _ => self.find(&[name]),
+        let real = std::fs::canonicalize(found).ok();
+        let dirs = [Some(found), real.as_deref()].into_iter().flatten().filter_map(Path::parent);
+        for dir in dirs {
+            let path = dir.join(name);
+            if is_executable(&path) {
+                return Ok(path);
+            }
         }
+        self.find(&[name])
     }
 
     fn places(&self) -> Vec<PathBuf> {

@@ -1,5 +1,5 @@
 //! Ready-made services: PostgreSQL, Redis, MariaDB, memcached and nginx, each a
-//! [`Spec`](crate::fixture::Spec) that knows its binaries, prepares its data once and reuses
+//! [`Spec`] that knows its binaries, prepares its data once and reuses
 //! it, runs as the service's user only when the test runs as root, waits by protocol, and
 //! hands each test what it connects with — and, for the databases, a database of its own
 //! ([`Fixture::database`](crate::Fixture::database)).
