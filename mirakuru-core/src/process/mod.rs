@@ -41,7 +41,7 @@ pub(crate) use handle::{PortOwner, Process};
 pub(crate) use leaders::disown;
 pub(crate) use liveness::{Liveness, Survivors};
 pub(crate) use monitor::Monitor;
-pub(crate) use run_dir::private_dir;
+pub(crate) use run_dir::{data_dir, private_dir};
 pub(crate) use sockets::listeners_of;
 pub(crate) use spawn::{new_marker, Extras};
 pub(crate) use sweep::start_time;

@@ -59,18 +59,19 @@ const MAX_PATH: usize = 4096;
 struct Orders {
     owner_needle: [u8; 64],
     needle_len: usize,
-    run_dir: [u8; MAX_PATH],
-    run_dir_len: usize,
+    /// The run directory and its memory-backed twin: paths, and their lengths (0: none).
+    run_dirs: [[u8; MAX_PATH]; 2],
+    run_dir_lens: [usize; 2],
     uid: u32,
     pid_max: usize,
 }
 
 impl Reaper {
-    /// Forks the reaper. `owner_prefix` is this binary's marker prefix; `run_dir` is removed
-    /// after the sweep.
+    /// Forks the reaper. `owner_prefix` is this binary's marker prefix; `run_dirs` (the run
+    /// directory and its twin in memory) are removed after the sweep.
     pub(crate) fn start(
         owner_prefix: &[u8],
-        run_dir: Option<&Path>,
+        run_dirs: &[&Path],
         pid_max: usize,
     ) -> io::Result<Reaper> {
         let (ours, theirs) = UnixStream::pair()?;
@@ -78,17 +79,17 @@ impl Reaper {
         let mut orders = Orders {
             owner_needle: [0; 64],
             needle_len: owner_prefix.len().min(64),
-            run_dir: [0; MAX_PATH],
-            run_dir_len: 0,
+            run_dirs: [[0; MAX_PATH]; 2],
+            run_dir_lens: [0; 2],
             uid: platform::geteuid(),
             pid_max,
         };
         orders.owner_needle[..orders.needle_len]
             .copy_from_slice(&owner_prefix[..orders.needle_len]);
-        if let Some(dir) = run_dir.map(|d| d.as_os_str().as_bytes()) {
+        for (i, dir) in run_dirs.iter().take(2).map(|d| d.as_os_str().as_bytes()).enumerate() {
             if dir.len() < MAX_PATH && !dir.contains(&0) {
-                orders.run_dir[..dir.len()].copy_from_slice(dir);
-                orders.run_dir_len = dir.len();
+                orders.run_dirs[i][..dir.len()].copy_from_slice(dir);
+                orders.run_dir_lens[i] = dir.len();
             }
         }
         // SAFETY: the child runs only `reaper_main`, which makes async-signal-safe calls on
@@ -155,8 +156,10 @@ fn reaper_main(lifeline: UnixStream, orders: &Orders) -> ! {
         listen_until_closed(&lifeline);
         sweep(orders, &[], &[]);
     }
-    if orders.run_dir_len > 0 {
-        remove_tree(&orders.run_dir[..orders.run_dir_len]);
+    for (dir, &len) in orders.run_dirs.iter().zip(&orders.run_dir_lens) {
+        if len > 0 {
+            remove_tree(&dir[..len]);
+        }
     }
     // SAFETY: _exit(2) ends this process at once; nothing of the binary's runs after it —
     // its atexit handlers, inherited by this fork, must not. No safe wrapper offers it.

@@ -197,8 +197,11 @@ fn ensure_reaper(reaper: &Mutex<Option<Reaper>>) {
     if reaper.is_none() {
         let prefix = format!("{MARKER_VAR}={}:", std::process::id());
         let run_dir = super::run_dir::run_dir().ok();
+        let ram_dir = super::run_dir::ram_dir();
+        let dirs: Vec<&std::path::Path> =
+            run_dir.iter().chain(ram_dir.iter()).map(|d| d.as_path()).collect();
         let pid_max = usize::try_from(super::sweep::pid_max()).unwrap_or(usize::MAX);
-        *reaper = Reaper::start(prefix.as_bytes(), run_dir.as_deref(), pid_max).ok();
+        *reaper = Reaper::start(prefix.as_bytes(), &dirs, pid_max).ok();
     }
 }
 
