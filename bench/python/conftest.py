@@ -14,9 +14,13 @@ PostgreSQL refuses to run as root (initdb and pg_ctl exit at once) and the plugi
 to start it as another OS user: run the suite as an unprivileged user (run_suite.sh does it).
 """
 
+import os
 import shutil
 import tempfile
+import time
 from pathlib import Path
+
+import pytest
 
 from pytest_postgresql import factories as pg_factories
 from pytest_redis import factories as redis_factories
@@ -47,3 +51,16 @@ redisdb = redis_factories.redisdb("redis_proc")
 def pytest_unconfigure(config):
     # The server removed its socket and lock file when it stopped; remove the directory.
     shutil.rmtree(PG_SOCKET_DIR, ignore_errors=True)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_fixture_setup(fixturedef, request):
+    """With BENCH_DB_TIMES set, appends each clean database's setup time (the `postgresql`
+    fixture: the database made from the template and a connection to it), in microseconds:
+    what `mirakuru-bench services` compares with the Rust side's."""
+    began = time.perf_counter()
+    yield
+    path = os.environ.get("BENCH_DB_TIMES")
+    if path and fixturedef.argname == "postgresql":
+        with open(path, "a", encoding="ascii") as times:
+            times.write(f"{int((time.perf_counter() - began) * 1e6)}\n")

@@ -8,6 +8,7 @@
 //!     [--json] [--only NAME[,NAME...]] [--list]
 //! mirakuru-bench helper-service FLAGS...    # the helper service (see `services.rs`)
 //! mirakuru-bench suite [--runs N]            # one suite under cargo test and nextest
+//! mirakuru-bench services [--runs N]         # the presets' suite against pytest-postgresql
 //! ```
 //!
 //! Each scenario runs `--warmup` untimed rounds (default 1), then `--runs` timed ones
@@ -24,6 +25,7 @@ mod oracle;
 mod report;
 mod scenarios;
 mod services;
+mod services_suite;
 mod suite;
 
 use std::ffi::OsStr;
@@ -89,6 +91,23 @@ fn main() -> ExitCode {
     let mut args = std::env::args_os();
     if args.nth(1).as_deref() == Some(OsStr::new(services::AS_HELPER)) {
         mirakuru_test::test_service::run(vec![services::AS_HELPER.into()], args)
+    }
+    if std::env::args().nth(1).as_deref() == Some("services") {
+        let runs = match std::env::args().skip(2).collect::<Vec<_>>().as_slice() {
+            [] => 3,
+            [flag, n] if flag == "--runs" => match parse_count(n, "--runs", 1) {
+                Ok(n) => n,
+                Err(msg) => {
+                    eprintln!("mirakuru-bench services: {msg}");
+                    return ExitCode::from(2);
+                }
+            },
+            _ => {
+                eprintln!("usage: mirakuru-bench services [--runs N]");
+                return ExitCode::from(2);
+            }
+        };
+        return services_suite::main(runs);
     }
     if std::env::args().nth(1).as_deref() == Some("suite") {
         let runs = std::env::args().skip(2).collect::<Vec<_>>();

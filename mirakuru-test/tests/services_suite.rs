@@ -7,8 +7,8 @@
 //! The clients are `psql` and `redis-cli`, so that the suite needs no client crate: each
 //! query pays a process start that an in-process client would not.
 //!
-//! With `MIRAKURU_BENCH_DB_TIMES` set, each test appends how long its clean database took, in
-//! microseconds, to that file.
+//! With `MIRAKURU_BENCH_DB_TIMES` set, each PostgreSQL test appends how long its clean
+//! database took, in microseconds, to that file.
 
 use std::io::Write;
 use std::time::Instant;
@@ -22,10 +22,10 @@ static PG: SharedFixture;
 #[mirakuru::fixture(service = redis, scope = run)]
 static REDIS: SharedFixture;
 
-/// A clean database, its time recorded.
-fn database(shared: &'static SharedFixture) -> Database {
+/// A clean PostgreSQL database, its time recorded.
+fn clean_database() -> Database {
     let began = Instant::now();
-    let db = shared.database();
+    let db = PG.database();
     if let Some(path) = std::env::var_os("MIRAKURU_BENCH_DB_TIMES") {
         let line = format!("{}\n", began.elapsed().as_micros());
         let file = std::fs::OpenOptions::new().create(true).append(true).open(path);
@@ -52,7 +52,7 @@ fn items(test: u32, rows: u32) {
     if postgres_bin("postgres").is_none() || postgres_bin("psql").is_none() {
         return;
     }
-    let db = database(&PG);
+    let db = clean_database();
     let values: Vec<String> = (0..rows).map(|n| format!("('t{test}-{n}')")).collect();
     let sql = format!(
         "INSERT INTO items (name) VALUES {}; \
@@ -92,7 +92,7 @@ fn key_value(test: u32) {
     if !has_redis() {
         return;
     }
-    let db = database(&REDIS);
+    let db = REDIS.database();
     assert_eq!(redis(db.url(), &["DBSIZE"]), "0", "a clean database");
     let value = format!("value-{test}");
     redis(db.url(), &["SET", "key", &value]);

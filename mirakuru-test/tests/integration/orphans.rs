@@ -104,7 +104,8 @@ impl Drop for Cleanup<'_> {
             }
             // Its reaper was killed with the rest: what it would have removed goes here.
             let prefix = format!("mirakuru-run-{}-", self.child.id());
-            for entry in std::fs::read_dir("/tmp").into_iter().flatten().flatten() {
+            let places = ["/tmp", "/dev/shm"].into_iter().flat_map(std::fs::read_dir);
+            for entry in places.flatten().flatten() {
                 if entry.file_name().to_string_lossy().starts_with(&prefix) {
                     let _ = std::fs::remove_dir_all(entry.path());
                 }
@@ -233,8 +234,10 @@ fn assert_run_dir_gone(binary: u32) {
     let recent =
         |e: &std::fs::DirEntry| e.metadata().and_then(|m| m.modified()).is_ok_and(|t| t >= since);
     loop {
-        let left: Vec<_> = std::fs::read_dir("/tmp")
+        // The run directory, and its twin in memory where presets keep their data.
+        let left: Vec<_> = ["/tmp", "/dev/shm"]
             .into_iter()
+            .flat_map(std::fs::read_dir)
             .flatten()
             .flatten()
             .filter(|e| e.file_name().to_string_lossy().starts_with(&prefix) && recent(e))
