@@ -173,6 +173,8 @@ impl<'a> Draft<'a> {
             (true, Some((_, Port::Auto(_))), _) => PortUse::Auto,
             (true, Some((_, Port::Fixed(p, _))), _) => PortUse::Fixed(p),
             (true, None, Some(_)) => PortUse::Discover,
+            // Every preset waits on a port it chooses at start.
+            (true, None, None) if self.given.has(SERVICE) => PortUse::Auto,
             (true, None, None) => PortUse::None,
         }
     }

@@ -299,6 +299,13 @@ fn readiness_setter(readiness: &Readiness) -> TokenStream {
             let p = port(*p);
             quote!(.postgres(#p))
         }
+        Readiness::Mysql(p) => {
+            let p = port(*p);
+            quote!(.mysql(#p))
+        }
+        Readiness::RedisUnix(path) => quote!(.redis_unix(#path)),
+        Readiness::PostgresUnix(path) => quote!(.postgres_unix(#path)),
+        Readiness::MysqlUnix(path) => quote!(.mysql_unix(#path)),
         Readiness::File(path) => quote!(.file(#path)),
         Readiness::Check(check, what) => {
             let what = LitStr::new(what, Span::call_site());

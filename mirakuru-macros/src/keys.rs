@@ -54,6 +54,7 @@ pub(crate) const KEYS: &[Key] = &[
     option("exec_timeout", Kind::Timeout, "exec_timeout", "\"30s\"").needs(Needs::Exec),
     check("redis", readiness::redis),
     check("postgres", readiness::postgres),
+    check("mysql", readiness::mysql),
     check(FILE, readiness::file),
     option("file_matches", Kind::Regex, "file_matches", "\"^PONG\"").needs(Needs::File),
     option("file_line", Kind::Line, "file_line", "8").needs(Needs::File),

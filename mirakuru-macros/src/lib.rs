@@ -97,6 +97,7 @@ use proc_macro::TokenStream;
 /// |---|---|
 /// | `cmd` | `"program --flag 'an argument'"`: a command line, split as a POSIX shell would (unbalanced quotes are a compile error) |
 /// | `args` | `["program", "--flag", "an argument"]`: the arguments, as they are |
+/// | `service` | `postgres`, `redis`, `mariadb`, `memcached` or `nginx`: a ready-made server that finds its binaries, prepares its data once, waits by protocol and gives `url()` and `database()` (see `mirakuru::services`); with `load = "tests/schema.sql"`, the schema of every `database()` of `postgres` and `mariadb` |
 ///
 /// **Readiness**: what the fixture waits for. Without any, it is ready once the program runs.
 /// Several may be given with `ready = all` (ready when every one is, all checked at the same
@@ -114,12 +115,13 @@ use proc_macro::TokenStream;
 /// | `notify = true` | the service sends `READY=1` over `NOTIFY_SOCKET` (sd_notify: PostgreSQL, `redis-server --supervised systemd`, …); `ERRNO=` fails at once, `EXTEND_TIMEOUT_USEC=` extends the timeout |
 /// | `ready_fd = 3` | the service writes a newline to its fd 3 (s6 style) |
 /// | `exec = "pg_isready -h {host} -p {port}"` or `exec = ["redis-cli", "-p", "{port}", "ping"]` | the command exits 0; with `exec_output = "^PONG"` its output must match too; each run may take `exec_timeout` (default 5 s) |
-/// | `redis = auto` or `redis = 6379` | Redis answers `PING` with `PONG` (`-LOADING` is not ready) |
-/// | `postgres = auto` or `postgres = 5432` | PostgreSQL accepts connections, as `pg_isready` decides (starting up is not ready) |
+/// | `redis = auto`, `redis = 6379` or `redis = "{tmpdir}/redis.sock"` | Redis answers `PING` with `PONG` (`-LOADING` is not ready), over TCP or its unix socket |
+/// | `postgres = auto`, `postgres = 5432` or `postgres = "{tmpdir}/.s.PGSQL.{port}"` | PostgreSQL accepts connections, as `pg_isready` decides (starting up is not ready) |
+/// | `mysql = auto`, `mysql = 3306` or `mysql = "{tmpdir}/mysql.sock"` | MariaDB or MySQL sends its handshake |
 /// | `file = "path"` | the file exists; with `file_matches = "regex"`, its content (or its line `file_line = 8`) matches. A file left from an earlier run counts only once rewritten |
 /// | `check = my_check` or `check = \|cx\| ...` | a function or closure taking `&mirakuru::ready::Context` says `mirakuru::ready::Status::Ready` |
 ///
-/// Checks on a port (`tcp`, `http`, `redis`, `postgres`) share the fixture's one port: write
+/// Checks on a port (`tcp`, `http`, `redis`, `postgres`, `mysql`) share the fixture's one port: write
 /// `auto` for all of them, or the same number. With `owned = true`, only a listener of the
 /// service's own processes counts on that port, never a foreign process answering there.
 ///

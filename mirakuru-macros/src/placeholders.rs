@@ -98,9 +98,12 @@ fn port_placeholder(lit: &LitStr, port: PortUse, errors: &mut Errors) {
 /// `path` or `url`, checked as they are read).
 pub(crate) fn in_check(key: &str, check: &Readiness, port: PortUse, errors: &mut Errors) {
     match check {
-        Readiness::Unix(Some(path)) | Readiness::Pid(path) | Readiness::File(path) => {
-            self::check(path, key, port, errors)
-        }
+        Readiness::Unix(Some(path))
+        | Readiness::Pid(path)
+        | Readiness::File(path)
+        | Readiness::RedisUnix(path)
+        | Readiness::PostgresUnix(path)
+        | Readiness::MysqlUnix(path) => self::check(path, key, port, errors),
         Readiness::Exec(cmd) => in_command(key, cmd, port, errors),
         _ => {}
     }

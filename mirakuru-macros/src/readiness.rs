@@ -23,7 +23,14 @@ pub(crate) enum Readiness {
     ReadyFd(i32, Span),
     Exec(Cmd),
     Redis(Port),
+    /// `redis = "{tmpdir}/redis.sock"`: over its unix socket.
+    RedisUnix(LitStr),
     Postgres(Port),
+    /// `postgres = "{tmpdir}/.s.PGSQL.5432"`: over its unix socket.
+    PostgresUnix(LitStr),
+    Mysql(Port),
+    /// `mysql = "{tmpdir}/mysql.sock"`: over its unix socket.
+    MysqlUnix(LitStr),
     File(LitStr),
     /// `check = <closure or function>`, with what it is called in messages.
     Check(TokenStream, String),
@@ -36,7 +43,8 @@ impl Readiness {
             Readiness::Tcp(p)
             | Readiness::Http(p, _)
             | Readiness::Redis(p)
-            | Readiness::Postgres(p) => Some(*p),
+            | Readiness::Postgres(p)
+            | Readiness::Mysql(p) => Some(*p),
             _ => None,
         }
     }
@@ -74,12 +82,37 @@ pub(crate) fn http(arg: &Arg) -> syn::Result<Readiness> {
     port(arg).map(|p| Readiness::Http(p, HttpTarget::Root))
 }
 
+/// `redis = auto`, a port, or the path of its unix socket.
 pub(crate) fn redis(arg: &Arg) -> syn::Result<Readiness> {
-    port(arg).map(Readiness::Redis)
+    match socket_path(arg, "\"{tmpdir}/redis.sock\"") {
+        Some(path) => path.map(Readiness::RedisUnix),
+        None => port(arg).map(Readiness::Redis),
+    }
 }
 
+/// `postgres = auto`, a port, or the path of its unix socket (`<dir>/.s.PGSQL.<port>`).
 pub(crate) fn postgres(arg: &Arg) -> syn::Result<Readiness> {
-    port(arg).map(Readiness::Postgres)
+    match socket_path(arg, "\"{tmpdir}/.s.PGSQL.5432\"") {
+        Some(path) => path.map(Readiness::PostgresUnix),
+        None => port(arg).map(Readiness::Postgres),
+    }
+}
+
+/// `mysql = auto`, a port, or the path of its unix socket.
+pub(crate) fn mysql(arg: &Arg) -> syn::Result<Readiness> {
+    match socket_path(arg, "\"{tmpdir}/mysql.sock\"") {
+        Some(path) => path.map(Readiness::MysqlUnix),
+        None => port(arg).map(Readiness::Mysql),
+    }
+}
+
+/// The socket path of a protocol check given a string (other than a quoted `"auto"`, which
+/// `port` explains); `None` when the value is not a string.
+fn socket_path(arg: &Arg, example: &str) -> Option<syn::Result<LitStr>> {
+    match &arg.value {
+        Value::Str(s) if s.value() != "auto" => Some(non_empty_string(arg, example)),
+        _ => None,
+    }
 }
 
 /// `unix = auto` (at `{socket}`) or `unix = "path"`.

@@ -75,6 +75,11 @@ impl Postgres {
         Postgres::new(Target::unix(path))
     }
 
+    /// PostgreSQL listening on the unix socket at `path`, the socket file itself.
+    pub fn socket(path: impl Into<PathBuf>) -> Postgres {
+        Postgres::new(Target::unix(path.into()))
+    }
+
     /// The role named in the StartupMessage. Default: `postgres`. An unknown role is still
     /// "up" (as for `pg_isready`); it only shows in the server's log.
     pub fn user(mut self, user: impl Into<String>) -> Postgres {

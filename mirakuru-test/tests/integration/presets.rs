@@ -275,3 +275,41 @@ fn the_attribute_starts_a_preset_for_one_test() {
     }
     body();
 }
+
+/// Every protocol check has its unix-socket form: `redis`, `postgres` and `mysql` given a
+/// path wait on the socket there, and the fixture's `socket()` is that path.
+#[test]
+fn protocol_checks_wait_on_unix_sockets() {
+    if require("redis-server") && require("redis-cli") {
+        #[mirakuru::fixture(
+            redis = "{tmpdir}/r.sock",
+            cmd = "redis-server --port 0 --save '' --unixsocket {tmpdir}/r.sock"
+        )]
+        fn redis_on_a_socket(redis: &Fixture) {
+            let socket = redis.socket().display().to_string();
+            assert!(socket.ends_with("/r.sock"), "{socket}");
+            let pong = mirakuru_test::redis_cli(&["-s", &socket], &["PING"]);
+            assert_eq!(pong.as_deref(), Ok("PONG"));
+        }
+        redis_on_a_socket();
+    }
+    if has_postgres() {
+        let pg = services::postgres()
+            .postgres_unix("{tmpdir}/.s.PGSQL.{port}")
+            .start()
+            .expect("PostgreSQL starts");
+        assert!(
+            pg.socket().ends_with(format!(".s.PGSQL.{}", pg.port())),
+            "{}",
+            pg.socket().display()
+        );
+    }
+    if require("mariadbd") {
+        let db = services::mariadb()
+            .mysql_unix("{tmpdir}/mysql.sock")
+            .timeout(Duration::from_secs(120))
+            .start()
+            .expect("MariaDB starts");
+        assert!(db.socket().ends_with("mysql.sock"), "{}", db.socket().display());
+    }
+}
