@@ -632,3 +632,20 @@ fn a_failing_test_shows_the_output_of_the_shared_fixtures_it_used() {
     assert!(text.contains("--- mirakuru fixture `shared_talker`"), "labelled: {text}");
     assert!(text.contains("the shared fixture says its last words"), "the output tail: {text}");
 }
+
+/// A path the service makes outside its directory is removed once the fixture stopped
+/// (issue 13: "paths the service creates can be removed after stop").
+#[test]
+fn paths_made_outside_the_fixture_are_removed_after_stop() {
+    let dir = mirakuru_test::temp_dir();
+    let outside = dir.path().join("made-by-the-service");
+    let script =
+        format!("mkdir -p {0}/sub && touch {0}/sub/file && exec sleep 30", outside.display());
+    let spec = mirakuru::fixture::Spec::args("maker", ["sh", "-c", &script])
+        .file(format!("{}/sub/file", outside.display()))
+        .remove_after_stop(outside.display().to_string());
+    let fixtures = mirakuru::fixture::Fixtures::start(vec![spec]);
+    assert!(outside.join("sub/file").exists(), "made while it runs");
+    fixtures.finish(false);
+    assert!(!outside.exists(), "{} was removed after the stop", outside.display());
+}
