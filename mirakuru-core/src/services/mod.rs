@@ -24,6 +24,7 @@
 //! | `external.rs` | a service named by an environment variable: waited for, never started |
 //! | `database.rs` | [`Database`]: a test's own database, dropped after the test |
 //! | `client.rs` | the one-request conversations the presets have with their servers |
+//! | `pg_wire.rs` | a few PostgreSQL statements over its wire protocol, without `psql` |
 
 mod binaries;
 mod client;
@@ -34,6 +35,7 @@ mod external;
 mod mariadb;
 mod memcached;
 mod nginx;
+mod pg_wire;
 mod postgres;
 mod redis;
 

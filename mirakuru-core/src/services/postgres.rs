@@ -8,8 +8,10 @@
 //! server and schema: `CREATE DATABASE … STRATEGY FILE_COPY` copies the template's files
 //! (10-20 ms here with fsync off), where the default `WAL_LOG` strategy writes each block to
 //! the WAL (30-90 ms). Dropped `WITH (FORCE)`: a connection the test left open does not keep
-//! it. Administration goes through `psql`, the server's own client: every authentication
-//! method works against an external server, and schema files may use psql's commands.
+//! it. Creating and dropping take one round trip each over the wire protocol (`pg_wire.rs`);
+//! a server that asks for md5 or SCRAM (an external one) gets `psql`, the server's own client,
+//! which speaks every method. Schema files always go through `psql`, so that they may use its
+//! commands.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -18,6 +20,7 @@ use std::sync::Arc;
 use super::binaries::Search;
 use super::client::{run_client, wait_ready, REQUEST_TIMEOUT};
 use super::data_dir::Recipe;
+use super::pg_wire::{self, Failure};
 use super::{service_user, Database, Endpoint, Preset};
 use crate::command::Command;
 use crate::fixture::{lock_within, open_lock, user_dir, Places, Port, Spec};
@@ -151,39 +154,38 @@ impl Preset for Postgres {
     }
 
     fn database(&self, endpoint: &Endpoint, schema: &[PathBuf]) -> Result<Database, Error> {
-        let admin = Admin { psql: psql()?, endpoint: endpoint.clone() };
+        let admin = Admin::new(endpoint.clone());
         let template = match schema {
             [] => None,
-            files => Some(admin.template(files)?),
+            files => Some(format!("mirakuru_tpl_{:016x}", schema_hash(files)?)),
         };
         let name = unique_name("mirakuru");
-        admin.run(
-            &format!(
-                "SELECT current_setting('server_version_num')::int >= 150000 AS file_copy \\gset\n\
-                 \\if :file_copy\n\
-                 CREATE DATABASE \"{name}\"{template} STRATEGY FILE_COPY;\n\
-                 \\else\n\
-                 CREATE DATABASE \"{name}\"{template};\n\
-                 \\endif\n",
-                template = template.map(|t| format!(" TEMPLATE \"{t}\"")).unwrap_or_default()
-            ),
-            "creating the test's database",
-        )?;
+        let create = |version: u32| {
+            let template =
+                template.as_ref().map(|t| format!(" TEMPLATE \"{t}\"")).unwrap_or_default();
+            // FILE_COPY (15+) copies the template's files; the default writes each block to the WAL.
+            let strategy = if version >= 150_000 { " STRATEGY FILE_COPY" } else { "" };
+            format!("CREATE DATABASE \"{name}\"{template}{strategy}")
+        };
+        // The template is made the first time a database is asked for with it: found missing
+        // (SQLSTATE 3D000), not looked for each time.
+        match (admin.execute(&create, "creating the test's database"), &template) {
+            (Err(Refused { missing: true, .. }), Some(template)) => {
+                admin.make_template(schema, template)?;
+                admin.execute(&create, "creating the test's database").map_err(|r| r.error)?;
+            }
+            (result, _) => result.map_err(|r| r.error)?,
+        }
         let mut db_endpoint = endpoint.clone();
         db_endpoint.path = Some(name.clone());
         db_endpoint.socket = None;
         Ok(Database::new(name.clone(), db_endpoint, move || {
-            admin.run(
-                &format!(
-                    "SELECT current_setting('server_version_num')::int >= 130000 AS force \\gset\n\
-                     \\if :force\n\
-                     DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE);\n\
-                     \\else\n\
-                     DROP DATABASE IF EXISTS \"{name}\";\n\
-                     \\endif\n"
-                ),
-                "dropping the test's database",
-            )
+            let drop = |version: u32| match version >= 130_000 {
+                // FORCE (13+): a connection the test left open does not keep it.
+                true => format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"),
+                false => format!("DROP DATABASE IF EXISTS \"{name}\""),
+            };
+            admin.execute(&drop, "dropping the test's database").map_err(|r| r.error)
         }))
     }
 }
@@ -198,54 +200,105 @@ fn psql() -> Result<PathBuf, Error> {
     }
 }
 
-/// `psql` against the server's maintenance database.
+/// A statement the server refused, and whether it was for a missing database (3D000).
+struct Refused {
+    missing: bool,
+    error: Error,
+}
+
+impl From<Error> for Refused {
+    fn from(error: Error) -> Refused {
+        Refused { missing: false, error }
+    }
+}
+
+/// Administration of the server, through its maintenance database: over the wire protocol
+/// where the server lets this client in (trust, a cleartext password), else through `psql`.
 #[derive(Debug)]
 struct Admin {
-    psql: PathBuf,
     endpoint: Endpoint,
+    /// The server's `server_version_num`, once `psql` asked for it.
+    version: std::sync::OnceLock<u32>,
 }
 
 impl Admin {
-    fn psql(&self, database: Option<&str>) -> std::process::Command {
-        let mut psql = std::process::Command::new(&self.psql);
+    fn new(endpoint: Endpoint) -> Admin {
+        Admin { endpoint, version: std::sync::OnceLock::new() }
+    }
+
+    /// Runs the statement `sql` makes for the server's version.
+    fn execute(&self, sql: &dyn Fn(u32) -> String, what: &str) -> Result<(), Refused> {
+        let shown = || super::external::shown(&self.endpoint);
+        let refused = |code: String, message: String| Refused {
+            missing: code == "3D000",
+            error: Error::InvalidArgument {
+                command: shown(),
+                problem: format!("{what} failed: PostgreSQL answered {code} {message}"),
+                hint: "see the server's message; its log is in the fixture's output".into(),
+            },
+        };
+        let io =
+            |source| Refused::from(Error::Io { command: shown(), action: what.into(), source });
+        let mut session = match pg_wire::Session::open(&self.endpoint, REQUEST_TIMEOUT) {
+            Ok(session) => session,
+            Err(Failure::Unsupported) => return self.execute_psql(sql, what),
+            Err(Failure::Server(code, message)) => return Err(refused(code, message)),
+            Err(Failure::Io(e)) => return Err(io(e)),
+        };
+        let version = match session.query("SHOW server_version_num") {
+            Ok(rows) => rows.first().cloned().flatten().and_then(|v| v.parse().ok()).unwrap_or(0),
+            Err(Failure::Io(e)) => return Err(io(e)),
+            Err(_) => 0,
+        };
+        match session.query(&sql(version)) {
+            Ok(_) => Ok(()),
+            Err(Failure::Server(code, message)) => Err(refused(code, message)),
+            Err(Failure::Io(e)) => Err(io(e)),
+            Err(Failure::Unsupported) => Err(io(std::io::Error::other("unexpected"))),
+        }
+    }
+
+    /// [`execute`](Admin::execute) through `psql`, for a server that asks for md5 or SCRAM.
+    fn execute_psql(&self, sql: &dyn Fn(u32) -> String, what: &str) -> Result<(), Refused> {
+        let version = match self.version.get() {
+            Some(v) => *v,
+            None => {
+                let mut ask = self.psql(None)?;
+                ask.args(["-At", "-c", "SHOW server_version_num"]);
+                let v = run_client(ask, "asking the server's version", None)?;
+                *self.version.get_or_init(|| v.trim().parse().unwrap_or(0))
+            }
+        };
+        let statement = sql(version);
+        let mut psql = self.psql(None)?;
+        psql.arg("-c").arg(&statement);
+        run_client(psql, what, None).map(drop).map_err(|error| Refused {
+            missing: error.to_string().contains("does not exist")
+                && statement.contains(" TEMPLATE "),
+            error,
+        })
+    }
+
+    fn psql(&self, database: Option<&str>) -> Result<std::process::Command, Error> {
+        let mut psql = std::process::Command::new(psql()?);
         let url = match database {
             Some(db) => self.endpoint.url_with_path(Some(db)),
             None => self.endpoint.url(),
         };
         psql.args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-d"]).arg(url);
-        psql
+        Ok(psql)
     }
 
-    fn run(&self, script: &str, what: &str) -> Result<(), Error> {
-        let file = script_file(script).map_err(|source| Error::Io {
-            command: self.psql.display().to_string(),
-            action: format!("writing the script for {what}"),
-            source,
-        })?;
-        let mut psql = self.psql(None);
-        psql.args(["-f", "-"]);
-        run_client(psql, what, Some(file.path())).map(drop)
+    fn run(&self, sql: &str, what: &str) -> Result<(), Error> {
+        let statement = sql.to_string();
+        self.execute(&move |_| statement.clone(), what).map_err(|r| r.error)
     }
 
-    /// The template holding `files`, loaded once per server and schema: by this process, or
-    /// by another one that got there first (a lock orders the processes of one machine; two
-    /// machines sharing an external server may both load it, and one of them keeps its own).
-    fn template(&self, files: &[PathBuf]) -> Result<String, Error> {
-        // Templates this process made or found: a test's database then costs one `psql`.
-        static KNOWN: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
-        let name = format!("mirakuru_tpl_{:016x}", schema_hash(files)?);
-        let key = format!("{}:{}/{name}", self.endpoint.host, self.endpoint.port);
-        let known =
-            |k: &str| KNOWN.lock().unwrap_or_else(|p| p.into_inner()).iter().any(|x| x == k);
-        if known(&key) {
-            return Ok(name);
-        }
-        let name = self.make_template(files, name)?;
-        KNOWN.lock().unwrap_or_else(|p| p.into_inner()).push(key);
-        Ok(name)
-    }
-
-    fn make_template(&self, files: &[PathBuf], name: String) -> Result<String, Error> {
+    /// Makes the template `name` holding `files`, unless another process did first: a lock
+    /// orders the processes of one machine; two machines sharing an external server may both
+    /// load it, and the one that publishes second drops its own. The files are run by `psql`,
+    /// so that their `\copy` and other commands work.
+    fn make_template(&self, files: &[PathBuf], name: &str) -> Result<(), Error> {
         let lock_path = user_dir()
             .map(|dir| {
                 dir.join(format!(
@@ -265,48 +318,33 @@ impl Admin {
             REQUEST_TIMEOUT * 4,
         )
         .map_err(io("locking the template"))?;
-        let exists = run_client(
-            {
-                let mut psql = self.psql(None);
-                psql.args(["-At", "-c"])
-                    .arg(format!("SELECT count(*) FROM pg_database WHERE datname = '{name}'"));
-                psql
-            },
-            "looking for the template",
-            None,
-        )?;
-        if exists.trim() == "1" {
-            return Ok(name);
+        let mut exists = self.psql(None)?;
+        exists
+            .args(["-At", "-c"])
+            .arg(format!("SELECT count(*) FROM pg_database WHERE datname = '{name}'"));
+        if run_client(exists, "looking for the template", None)?.trim() == "1" {
+            return Ok(());
         }
         let building = unique_name("mirakuru_building");
-        self.run(&format!("CREATE DATABASE \"{building}\";\n"), "creating the template")?;
+        self.run(&format!("CREATE DATABASE \"{building}\""), "creating the template")?;
         for file in files {
-            let mut psql = self.psql(Some(&building));
+            let mut psql = self.psql(Some(&building))?;
             psql.arg("-f").arg(file);
             if let Err(err) = run_client(psql, &format!("loading {}", file.display()), None) {
-                let _ = self.run(&format!("DROP DATABASE \"{building}\";\n"), "cleaning up");
+                let _ = self.run(&format!("DROP DATABASE \"{building}\""), "cleaning up");
                 return Err(err);
             }
         }
         let renamed = self.run(
-            &format!("ALTER DATABASE \"{building}\" RENAME TO \"{name}\";\n"),
+            &format!("ALTER DATABASE \"{building}\" RENAME TO \"{name}\""),
             "publishing the template",
         );
         if renamed.is_err() {
             // Another machine published the same template first.
-            let _ = self.run(&format!("DROP DATABASE \"{building}\";\n"), "cleaning up");
+            let _ = self.run(&format!("DROP DATABASE \"{building}\""), "cleaning up");
         }
-        Ok(name)
+        Ok(())
     }
-}
-
-/// A script in a file, given to psql as its standard input.
-fn script_file(script: &str) -> std::io::Result<tempfile::NamedTempFile> {
-    use std::io::Write;
-    let mut file = tempfile::NamedTempFile::new()?;
-    file.write_all(script.as_bytes())?;
-    file.flush()?;
-    Ok(file)
 }
 
 /// What the schema files hold, hashed: the same schema is the same template.

@@ -313,3 +313,35 @@ fn protocol_checks_wait_on_unix_sockets() {
         assert!(db.socket().ends_with("mysql.sock"), "{}", db.socket().display());
     }
 }
+
+/// An external server that asks for a SCRAM password: the preset's own protocol client
+/// speaks only trust and cleartext, so creating and dropping go through `psql`, which the
+/// URL's password lets in.
+#[test]
+fn an_external_server_with_scram_authentication_gives_databases() {
+    if !has_postgres() {
+        return;
+    }
+    const NAME: &str = "presets::an_external_server_with_scram_authentication_gives_databases";
+    if std::env::var_os("MIRAKURU_POSTGRES_URL").is_none() {
+        let server = services::postgres().start().expect("PostgreSQL starts");
+        sql(server.url(), "CREATE ROLE app LOGIN CREATEDB PASSWORD 'se cret'").expect("a role");
+        let hba = server.tmpdir().join("data/pg_hba.conf");
+        let rules = std::fs::read_to_string(&hba).expect("pg_hba.conf");
+        let scram = "host all app 127.0.0.1/32 scram-sha-256\n";
+        std::fs::write(&hba, format!("{scram}{rules}")).expect("pg_hba.conf rewritten");
+        sql(server.url(), "SELECT pg_reload_conf()").expect("reloaded");
+        let url = format!("postgresql://app:se%20cret@127.0.0.1:{}/postgres", server.port());
+        in_child(NAME, &[("MIRAKURU_POSTGRES_URL", &url)]);
+        return;
+    }
+    let pg = services::postgres().start().expect("the external server answers");
+    let db = pg.database().expect("a database, made through psql");
+    assert_eq!(db.user(), Some("app"));
+    assert_eq!(db.password(), Some("se cret"));
+    sql(db.url(), "CREATE TABLE t (x int)").expect("a table, as app");
+    let name = db.name().to_string();
+    drop(db);
+    let left = sql(pg.url(), &format!("SELECT count(*) FROM pg_database WHERE datname = '{name}'"));
+    assert_eq!(left.as_deref(), Ok("0"), "dropped");
+}
