@@ -87,19 +87,34 @@ fn has_redis() -> bool {
     require("redis-server") && require("redis-cli")
 }
 
-/// A value written and read back, in a database no other test sees.
+/// Values written and read back, in a database no other test sees: one `redis-cli` for
+/// all the commands, as a client keeps one connection.
 fn key_value(test: u32) {
     if !has_redis() {
         return;
     }
     let db = REDIS.database();
-    assert_eq!(redis(db.url(), &["DBSIZE"]), "0", "a clean database");
     let value = format!("value-{test}");
-    redis(db.url(), &["SET", "key", &value]);
-    assert_eq!(redis(db.url(), &["GET", "key"]), value);
-    assert_eq!(redis(db.url(), &["INCRBY", "counter", &test.to_string()]), test.to_string());
-    redis(db.url(), &["RPUSH", "list", "a", "b", "c"]);
-    assert_eq!(redis(db.url(), &["LLEN", "list"]), "3");
+    let commands = format!(
+        "DBSIZE\nSET key {value}\nGET key\nINCRBY counter {test}\nRPUSH list a b c\nLLEN list\n"
+    );
+    let replies = redis_batch(db.url(), &commands);
+    let want = ["0", "OK", value.as_str(), &test.to_string(), "3", "3"];
+    assert_eq!(replies, want, "a clean database, then each command's reply");
+}
+
+/// `redis-cli -u URL` reading `commands` from its standard input: one reply a line.
+fn redis_batch(url: &str, commands: &str) -> Vec<String> {
+    use std::process::{Command, Stdio};
+    let mut cli = Command::new("redis-cli")
+        .args(["-u", url])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("redis-cli runs");
+    cli.stdin.take().expect("its stdin").write_all(commands.as_bytes()).expect("commands sent");
+    let out = cli.wait_with_output().expect("redis-cli ends");
+    String::from_utf8_lossy(&out.stdout).lines().map(str::to_string).collect()
 }
 
 macro_rules! redis_tests {
