@@ -91,6 +91,17 @@ impl Endpoint {
         url
     }
 
+    /// The host as a part of a file name: what a URL's host may hold beyond letters, digits,
+    /// dots, dashes and colons becomes `_`, and `..` too, so that a lock file named after it
+    /// is a plain name in its directory whatever `MIRAKURU_POSTGRES_URL` says.
+    pub(crate) fn file_key(&self) -> String {
+        self.host
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() || ".-:".contains(c) { c } else { '_' })
+            .collect::<String>()
+            .replace("..", "__")
+    }
+
     /// The URL.
     pub(crate) fn url(&self) -> String {
         self.url_with_path(self.path.as_deref())
@@ -145,6 +156,17 @@ mod tests {
         let v6 = Endpoint::parse("redis://[::1]", 6379).expect("a valid URL");
         assert_eq!((v6.host.as_str(), v6.port, v6.user.clone()), ("::1", 6379, None));
         assert_eq!(v6.url(), "redis://[::1]:6379/");
+    }
+
+    #[test]
+    fn a_host_names_a_file_in_its_directory_only() {
+        // A `/` ends the host, and escapes in it are not decoded: what is left is odd
+        // characters, made plain.
+        let e = Endpoint::parse("redis://..%2F..%2Fetc", 1).expect("a URL");
+        assert_eq!(e.file_key(), "___2F___2Fetc");
+        assert!(!Endpoint::parse("redis://a/../../x", 1).expect("a URL").file_key().contains('/'));
+        let v6 = Endpoint::parse("redis://[::1]:1", 1).expect("a URL");
+        assert_eq!(v6.file_key(), "::1");
     }
 
     #[test]

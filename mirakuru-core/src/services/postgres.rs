@@ -303,7 +303,8 @@ impl Admin {
             .map(|dir| {
                 dir.join(format!(
                     "postgres-template-{}-{}-{name}.lock",
-                    self.endpoint.host, self.endpoint.port
+                    self.endpoint.file_key(),
+                    self.endpoint.port
                 ))
             })
             .map_err(|e| super::preset_error("psql", e, "set TMPDIR to a directory of your own"))?;

@@ -126,8 +126,11 @@ impl Preset for Redis {
         let deadline = Instant::now() + REQUEST_TIMEOUT * 4;
         loop {
             for index in 1u32.. {
-                let path =
-                    dir.join(format!("redis-{}-{}-{index}.lock", endpoint.host, endpoint.port));
+                let path = dir.join(format!(
+                    "redis-{}-{}-{index}.lock",
+                    endpoint.file_key(),
+                    endpoint.port
+                ));
                 let lock = open_lock(&path).map_err(io("locking a database index"))?;
                 if !lock_within(&lock, FlockOperation::NonBlockingLockExclusive, Duration::ZERO)
                     .map_err(io("locking a database index"))?
