@@ -309,7 +309,7 @@ fn redis_cmd(port: u16, dir: &Path, extra: &str) -> String {
 /// `mirakuru-tester`, made if missing (`useradd`), with a `TMPDIR` of its own, so that what
 /// a preset does differently for root (run the server as the service's user) and for
 /// anyone else (run it as the caller) are both tested. Not root: runs the test here.
-pub fn in_child_unprivileged(name: &str) -> bool {
+pub fn in_child_unprivileged(name: &str, env: &[(&str, &str)]) -> bool {
     if std::env::var_os(CHILD).is_some() || !is_root() {
         return true;
     }
@@ -328,7 +328,9 @@ pub fn in_child_unprivileged(name: &str) -> bool {
     assert!(chown.is_ok_and(|s| s.success()), "chown {USER}");
     let tmpdir = tmp.path().display().to_string();
     let wrap = ["setpriv", "--reuid", USER, "--regid", USER, "--clear-groups", "--"];
-    run_child(name, &[("TMPDIR", &tmpdir)], &[], &wrap);
+    let mut env = env.to_vec();
+    env.push(("TMPDIR", &tmpdir));
+    run_child(name, &env, &[], &wrap);
     false
 }
 
