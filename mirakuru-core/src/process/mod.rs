@@ -42,6 +42,27 @@ pub(crate) use leaders::disown;
 pub(crate) use liveness::{Liveness, Survivors};
 pub(crate) use monitor::Monitor;
 pub(crate) use run_dir::{data_dir, private_dir};
+
+/// Forks the reaper now, with the run directories made, if that was not done: before a
+/// fixture fills its directory (a preset copies tens of megabytes into it), so that a kill of
+/// the binary at that moment leaves nothing either.
+pub(crate) fn ensure_reaper() {
+    let _ = run_dir::run_dir();
+    if let Ok(supervisor) = supervisor::get() {
+        supervisor.ensure_reaper();
+    }
+}
+
+/// Makes ready for a preset's helper programs (`initdb`, `psql`, `mariadb`) run outside the
+/// supervisor: the reaper runs (and the run directories exist) before them, and `cmd` carries
+/// this binary's marker, so that if the binary is killed meanwhile, the reaper ends them and
+/// removes what they were filling.
+pub(crate) fn mark_helper(cmd: &mut std::process::Command) {
+    ensure_reaper();
+    if let Ok(marker) = spawn::new_marker() {
+        cmd.env(sweep::MARKER_VAR, marker);
+    }
+}
 pub(crate) use sockets::listeners_of;
 pub(crate) use spawn::{new_marker, Extras};
 pub(crate) use sweep::start_time;

@@ -43,6 +43,8 @@ enum Request {
     Spawn(Box<std::process::Command>, Arc<Monitor>, SyncSender<io::Result<Spawned>>),
     Drain(u64, SyncSender<()>),
     Release(u64),
+    /// Fork the reaper now if there is none: a preset is about to run helpers of its own.
+    Reaper(SyncSender<()>),
 }
 
 /// Handle to the supervisor thread.
@@ -114,6 +116,16 @@ impl Supervisor {
         let (reply, done) = mpsc::sync_channel(1);
         if self.send(Request::Drain(id, reply)).is_ok() {
             let _ = done.recv_timeout(std::time::Duration::from_millis(100));
+        }
+    }
+
+    /// Forks the reaper now if there is none (it is forked before the first spawn anyway), so
+    /// that what a preset runs before its server (`initdb`, `psql`, carrying the binary's
+    /// marker) and the run directories it fills go with the binary if it is killed then.
+    pub(crate) fn ensure_reaper(&self) {
+        let (reply, done) = mpsc::sync_channel(1);
+        if self.send(Request::Reaper(reply)).is_ok() {
+            let _ = done.recv_timeout(std::time::Duration::from_secs(10));
         }
     }
 
@@ -277,6 +289,10 @@ fn serve_round(state: &State<'_>, entries: &mut Vec<Entry>, next_id: &mut u64, b
                 let _ = reply.send(());
             }
             Request::Release(id) => entries.retain(|e| e.id != id),
+            Request::Reaper(reply) => {
+                ensure_reaper(state.reaper);
+                let _ = reply.send(());
+            }
         }
     }
     entries.retain(|e| !e.finished());

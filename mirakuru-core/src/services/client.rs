@@ -143,6 +143,7 @@ pub(crate) fn run_client(
         Some(path) => Stdio::from(std::fs::File::open(path).map_err(io("reading"))?),
         None => Stdio::null(),
     });
+    crate::process::mark_helper(&mut command);
     let mut child = command.spawn().map_err(io("starting"))?;
     // Woken by the pidfd the moment the client exits: a sleeping poll would add up to its
     // period to each of the few milliseconds a client takes.
