@@ -25,6 +25,26 @@ impl Search {
     /// The first of `names` found, in the order of the places (a place's every name before the
     /// next place), so that programs found one by one come from one installation.
     pub(crate) fn find(&self, names: &[&str]) -> Result<PathBuf, Error> {
+        // The variable, when set, must be right: a typo (`…/16/bin` for `…/15/bin`) would
+        // otherwise pass unseen, another installation taken instead.
+        if let Some(dir) = self.env_dir() {
+            return names.iter().map(|n| dir.join(n)).find(|p| is_executable(p)).ok_or_else(|| {
+                Error::InvalidArgument {
+                    command: names.join(" or "),
+                    problem: format!(
+                        "{}={} holds no {}",
+                        self.env,
+                        dir.display(),
+                        names.join(" or ")
+                    ),
+                    hint: format!(
+                        "set {} to the directory of {}'s programs, or unset it to search PATH \
+                         and the usual places",
+                        self.env, self.title
+                    ),
+                }
+            });
+        }
         let places = self.places();
         for dir in &places {
             for name in names {
@@ -51,7 +71,8 @@ impl Search {
     }
 
     /// `name` beside `found`, or where the search finds it.
-    /// A symlink's target directory counts too: `/usr/local/bin/postgres` may point into
+    /// The variable's directory, when set, is the only place (see [`Search::find`]). A
+    /// symlink's target directory counts too: `/usr/local/bin/postgres` may point into
     /// `/usr/lib/postgresql/15/bin`, where `psql` is the real one.
     pub(crate) fn beside(&self, found: &Path, name: &str) -> Result<PathBuf, Error> {
         let real = std::fs::canonicalize(found).ok();
@@ -65,11 +86,14 @@ impl Search {
         self.find(&[name])
     }
 
+    /// The directory the variable names, made absolute (programs run in other directories).
+    fn env_dir(&self) -> Option<PathBuf> {
+        let dir = PathBuf::from(std::env::var_os(self.env).filter(|d| !d.is_empty())?);
+        Some(std::path::absolute(&dir).unwrap_or(dir))
+    }
+
     fn places(&self) -> Vec<PathBuf> {
         let mut places = Vec::new();
-        if let Some(dir) = std::env::var_os(self.env).filter(|d| !d.is_empty()) {
-            places.push(PathBuf::from(dir));
-        }
         if let Some(path) = std::env::var_os("PATH") {
             places.extend(std::env::split_paths(&path).filter(|p| p.is_absolute()));
         }

@@ -15,17 +15,34 @@ use crate::Error;
 /// How long one request (or a client program) may take.
 pub(crate) const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// A blocking connection to a service.
-pub(crate) enum Conn {
+/// How long preparing a data directory or loading a schema may take: a big schema's data
+/// loads for minutes, but nothing here may wait for ever.
+pub(crate) const LOAD_TIMEOUT: Duration = Duration::from_secs(600);
+
+/// The most a conversation here reads: every answer awaited is a few bytes or a few rows, and
+/// a server that sends more without end must not fill the memory.
+const MAX_ANSWER: usize = 1 << 20;
+
+/// A blocking connection to a service, with a deadline for the whole conversation: a read
+/// timeout alone would let a server that trickles a byte a second hold it for ever.
+pub(crate) struct Conn {
+    stream: Stream,
+    deadline: Instant,
+    read: usize,
+}
+
+enum Stream {
     Tcp(TcpStream),
     Unix(UnixStream),
 }
 
 impl Conn {
-    /// Connects to the endpoint's socket if it has one, else to its host and port.
+    /// Connects to the endpoint's socket if it has one, else to its host and port; the whole
+    /// conversation may take `timeout`.
     pub(crate) fn open(endpoint: &Endpoint, timeout: Duration) -> std::io::Result<Conn> {
-        let conn = match &endpoint.socket {
-            Some(path) => Conn::Unix(UnixStream::connect(path)?),
+        let deadline = Instant::now() + timeout;
+        let stream = match &endpoint.socket {
+            Some(path) => Stream::Unix(UnixStream::connect(path)?),
             None => {
                 let mut last = std::io::Error::from(std::io::ErrorKind::AddrNotAvailable);
                 let mut found = None;
@@ -39,36 +56,47 @@ impl Conn {
                         Err(e) => last = e,
                     }
                 }
-                Conn::Tcp(found.ok_or(last)?)
+                Stream::Tcp(found.ok_or(last)?)
             }
         };
-        match &conn {
-            Conn::Tcp(s) => {
-                s.set_read_timeout(Some(timeout))?;
-                s.set_write_timeout(Some(timeout))?;
-            }
-            Conn::Unix(s) => {
-                s.set_read_timeout(Some(timeout))?;
-                s.set_write_timeout(Some(timeout))?;
-            }
+        match &stream {
+            Stream::Tcp(s) => s.set_write_timeout(Some(timeout))?,
+            Stream::Unix(s) => s.set_write_timeout(Some(timeout))?,
         }
-        Ok(conn)
+        Ok(Conn { stream, deadline, read: 0 })
     }
 
     pub(crate) fn send(&mut self, bytes: &[u8]) -> std::io::Result<()> {
-        match self {
-            Conn::Tcp(s) => s.write_all(bytes),
-            Conn::Unix(s) => s.write_all(bytes),
+        match &mut self.stream {
+            Stream::Tcp(s) => s.write_all(bytes),
+            Stream::Unix(s) => s.write_all(bytes),
         }
     }
 
-    /// Reads more bytes into `into`; `false` at the end of the stream.
+    /// Reads more bytes into `into`; `false` at the end of the stream. Fails once the
+    /// conversation's deadline has passed, or when the server has sent more than any answer
+    /// awaited here holds.
     pub(crate) fn read_more(&mut self, into: &mut Vec<u8>) -> std::io::Result<bool> {
+        use std::io::{Error, ErrorKind};
+        let left = self.deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(Error::new(ErrorKind::TimedOut, "the server's answer took too long"));
+        }
+        if self.read > MAX_ANSWER {
+            return Err(Error::other(format!("the server sent more than {MAX_ANSWER} bytes")));
+        }
         let mut buf = [0u8; 4096];
-        let n = match self {
-            Conn::Tcp(s) => s.read(&mut buf)?,
-            Conn::Unix(s) => s.read(&mut buf)?,
+        let n = match &mut self.stream {
+            Stream::Tcp(s) => {
+                s.set_read_timeout(Some(left))?;
+                s.read(&mut buf)?
+            }
+            Stream::Unix(s) => {
+                s.set_read_timeout(Some(left))?;
+                s.read(&mut buf)?
+            }
         };
+        self.read += n;
         into.extend_from_slice(&buf[..n]);
         Ok(n > 0)
     }
@@ -85,7 +113,10 @@ pub(crate) fn wait_ready(
     let deadline = Instant::now() + timeout;
     let mut pause = Duration::from_millis(5);
     loop {
-        let last = match attempt(endpoint, request, &classify) {
+        // An attempt ends by the deadline too: 2 s at most, less when less is left.
+        let limit = deadline.saturating_duration_since(Instant::now()).min(Duration::from_secs(2));
+        let last = match attempt(endpoint, request, &classify, limit.max(Duration::from_millis(10)))
+        {
             Ok(Verdict::Ready(why, _)) => return Ok(why),
             Ok(Verdict::Failed(why)) => return Err(why),
             Ok(Verdict::NotYet(why)) => why,
@@ -104,8 +135,9 @@ fn attempt(
     endpoint: &Endpoint,
     request: &[u8],
     classify: &impl Fn(&[u8]) -> Verdict,
+    limit: Duration,
 ) -> std::io::Result<Verdict> {
-    let mut conn = Conn::open(endpoint, Duration::from_secs(2))?;
+    let mut conn = Conn::open(endpoint, limit)?;
     conn.send(request)?;
     let mut answer = Vec::new();
     loop {
@@ -124,11 +156,22 @@ fn attempt(
 /// never blocks on a full pipe, and it is killed at the deadline (it is our child, not yet
 /// reaped: the signal cannot reach another process).
 pub(crate) fn run_client(
-    mut command: std::process::Command,
+    command: std::process::Command,
     what: &str,
     stdin: Option<&std::path::Path>,
 ) -> Result<String, Error> {
-    let shown = format!("{command:?}");
+    run_client_within(command, what, stdin, REQUEST_TIMEOUT)
+}
+
+/// [`run_client`] with another time limit. Messages name the program, never its arguments
+/// or environment, which may hold a password.
+pub(crate) fn run_client_within(
+    mut command: std::process::Command,
+    what: &str,
+    stdin: Option<&std::path::Path>,
+    limit: Duration,
+) -> Result<String, Error> {
+    let shown = command.get_program().to_string_lossy().into_owned();
     let io = |action: &str| {
         let action = format!("{action} ({what})");
         let shown = shown.clone();
@@ -148,7 +191,7 @@ pub(crate) fn run_client(
     // Woken by the pidfd the moment the client exits: a sleeping poll would add up to its
     // period to each of the few milliseconds a client takes.
     let pidfd = crate::platform::pidfd_open(child.id());
-    let deadline = Instant::now() + REQUEST_TIMEOUT;
+    let deadline = Instant::now() + limit;
     let mut pause = Duration::from_micros(500);
     let status = loop {
         if let Some(status) = child.try_wait().map_err(io("waiting for"))? {
@@ -185,7 +228,7 @@ pub(crate) fn run_client(
             command: shown,
             problem: match status {
                 Some(status) => format!("{what} failed ({status}): {}", stderr.trim()),
-                None => format!("{what} took more than {REQUEST_TIMEOUT:?}; killed"),
+                None => format!("{what} took more than {limit:?}; killed"),
             },
             hint: "see the client's message above; the server's log is in the fixture's output"
                 .into(),

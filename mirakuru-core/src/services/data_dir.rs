@@ -104,7 +104,14 @@ impl Recipe<'_> {
             std::os::unix::fs::chown(&data, Some(uid), Some(gid)).map_err(io("preparing"))?;
         }
         init(&data)?;
-        std::fs::rename(&data, cache).map_err(io("keeping"))?;
+        match std::fs::rename(&data, cache) {
+            // The run directory is on another file system than TMPDIR (a TMPDIR too long for
+            // socket paths sends it to /tmp): copied instead.
+            Err(e) if e.raw_os_error() == Some(rustix::io::Errno::XDEV.raw_os_error()) => {
+                copy_tree(&data, cache, None).map_err(io("keeping"))?;
+            }
+            renamed => renamed.map_err(io("keeping"))?,
+        }
         std::fs::write(cache.join(READY), b"").map_err(io("keeping"))?;
         Ok(())
     }

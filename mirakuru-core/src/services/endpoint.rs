@@ -18,6 +18,8 @@ pub(crate) struct Endpoint {
     pub(crate) path: Option<String>,
     /// The server's unix socket, when this process started it.
     pub(crate) socket: Option<PathBuf>,
+    /// What follows `?` (`sslmode=require`, …): given on to the server's client as it is.
+    pub(crate) query: Option<String>,
 }
 
 impl Endpoint {
@@ -25,7 +27,11 @@ impl Endpoint {
     pub(crate) fn parse(url: &str, default_port: u16) -> Result<Endpoint, String> {
         let bad = |why: &str| format!("{url:?} is not a service URL: {why}");
         let (scheme, rest) = url.split_once("://").ok_or_else(|| bad("no `scheme://`"))?;
-        let rest = rest.split(['?', '#']).next().unwrap_or_default();
+        let rest = rest.split('#').next().unwrap_or_default();
+        let (rest, query) = match rest.split_once('?') {
+            Some((r, q)) => (r, (!q.is_empty()).then(|| q.to_string())),
+            None => (rest, None),
+        };
         let (authority, path) = match rest.split_once('/') {
             Some((a, p)) => (a, (!p.is_empty()).then(|| p.to_string())),
             None => (rest, None),
@@ -66,6 +72,7 @@ impl Endpoint {
             port,
             path,
             socket: None,
+            query,
         })
     }
 
@@ -87,6 +94,9 @@ impl Endpoint {
         let _ = write!(url, ":{}/", self.port);
         if let Some(path) = path {
             url.push_str(&encode(path));
+        }
+        if let Some(query) = &self.query {
+            let _ = write!(url, "?{query}");
         }
         url
     }
@@ -152,7 +162,11 @@ mod tests {
         assert_eq!(e.password.as_deref(), Some("p@ss"));
         assert_eq!((e.host.as_str(), e.port), ("db.example", 6543));
         assert_eq!(e.path.as_deref(), Some("main"));
-        assert_eq!(e.url_with_path(Some("t1")), "postgresql://app:p%40ss@db.example:6543/t1");
+        assert_eq!(
+            e.url_with_path(Some("t1")),
+            "postgresql://app:p%40ss@db.example:6543/t1?sslmode=off",
+            "the query is given on"
+        );
         let v6 = Endpoint::parse("redis://[::1]", 6379).expect("a valid URL");
         assert_eq!((v6.host.as_str(), v6.port, v6.user.clone()), ("::1", 6379, None));
         assert_eq!(v6.url(), "redis://[::1]:6379/");

@@ -36,11 +36,11 @@ pub(crate) fn attach(
         }
     })?;
     if let Err(why) = preset.probe(&endpoint, timeout) {
-        return Err(Error::CheckFailed {
+        // Nothing was started, so no process output or kill to speak of.
+        return Err(Error::Io {
             command: format!("{var}={}", shown(&endpoint)),
-            check: format!("the external {} to answer", preset.title()),
-            reason: why,
-            output: String::new(),
+            action: format!("waiting for the external {} to answer ({why})", preset.title()),
+            source: std::io::Error::from(std::io::ErrorKind::TimedOut),
         });
     }
     Ok(Fixture::external(name.to_string(), endpoint, preset, schema))
@@ -49,8 +49,13 @@ pub(crate) fn attach(
 /// The URL without its password, for messages.
 pub(crate) fn shown(endpoint: &Endpoint) -> String {
     let mut shown = endpoint.clone();
-    shown.password = shown.password.map(|_| "…".into());
-    shown.url()
+    let hidden = shown.password.take().is_some();
+    let url = shown.url();
+    match (hidden, &shown.user) {
+        // `scheme://user@…` becomes `scheme://user:***@…`.
+        (true, Some(user)) => url.replacen(&format!("{user}@"), &format!("{user}:***@"), 1),
+        _ => url,
+    }
 }
 
 fn example(preset: &dyn Preset) -> String {

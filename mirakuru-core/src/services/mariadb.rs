@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::binaries::Search;
-use super::client::{run_client, wait_ready};
+use super::client::{run_client, run_client_within, wait_ready, LOAD_TIMEOUT};
 use super::data_dir::Recipe;
 use super::postgres::unique_name;
 use super::{service_user, Database, Endpoint, Preset};
@@ -42,6 +42,9 @@ pub(crate) fn spec() -> Spec {
         "--bind-address={host}",
         "--socket={tmpdir}/mysql.sock",
         "--pid-file={tmpdir}/mysql.pid",
+        // Its temporary files in the fixture's directory: as root it runs as `mysql`, which
+        // may not write to the caller's TMPDIR.
+        "--tmpdir={tmpdir}",
         "--skip-name-resolve",
         "--innodb-log-file-size=4M",
         "--innodb-flush-log-at-trx-commit=0",
@@ -89,13 +92,14 @@ impl Preset for Mariadb {
                 .arg(format!("--datadir={}", data.display()))
                 .args(["--auth-root-authentication-method=normal", "--skip-test-db"])
                 .arg("--skip-name-resolve")
+                .arg(format!("--tmpdir={}", data.display()))
                 .args(DATA_OPTIONS)
                 .current_dir(data);
             if let Some((uid, gid)) = owner {
                 use std::os::unix::process::CommandExt;
                 install_db.uid(uid).gid(gid);
             }
-            run_client(install_db, "mariadb-install-db", None).map(drop)
+            run_client_within(install_db, "mariadb-install-db", None, LOAD_TIMEOUT).map(drop)
         })?;
         Ok(command.with_program(server.into_os_string()))
     }
@@ -109,6 +113,7 @@ impl Preset for Mariadb {
             port: port.unwrap_or(3306),
             path: None,
             socket: Some(tmpdir.join("mysql.sock")),
+            query: None,
         }
     }
 
@@ -185,7 +190,14 @@ impl Client {
                     .into(),
             });
         }
-        run_client(self.command(Some(database)), &format!("loading {}", file.display()), Some(file))
-            .map(drop)
+        if !std::fs::metadata(file).is_ok_and(|m| m.is_file()) {
+            return Err(Error::InvalidArgument {
+                command: self.program.display().to_string(),
+                problem: format!("the schema file {} is not a regular file", file.display()),
+                hint: "give `load` the path of an SQL file".into(),
+            });
+        }
+        let what = format!("loading {}", file.display());
+        run_client_within(self.command(Some(database)), &what, Some(file), LOAD_TIMEOUT).map(drop)
     }
 }

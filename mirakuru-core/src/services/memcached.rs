@@ -59,6 +59,7 @@ impl Preset for Memcached {
             port: port.unwrap_or(11211),
             path: None,
             socket: None,
+            query: None,
         }
     }
 

@@ -135,7 +135,7 @@ pub(crate) trait Preset: fmt::Debug + Send + Sync {
     fn database(&self, endpoint: &Endpoint, schema: &[PathBuf]) -> Result<Database, Error> {
         let _ = (endpoint, schema);
         Err(Error::InvalidArgument {
-            command: String::new(),
+            command: self.title().to_string(),
             problem: format!("{} has no databases to give a test", self.title()),
             hint: "`database()` works on the PostgreSQL, MariaDB and Redis presets".into(),
         })

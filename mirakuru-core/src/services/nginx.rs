@@ -94,6 +94,7 @@ impl Preset for Nginx {
             port: port.unwrap_or(80),
             path: None,
             socket: None,
+            query: None,
         }
     }
 

@@ -18,7 +18,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use super::binaries::Search;
-use super::client::{run_client, wait_ready, REQUEST_TIMEOUT};
+use super::client::{run_client, run_client_within, wait_ready, LOAD_TIMEOUT, REQUEST_TIMEOUT};
 use super::data_dir::Recipe;
 use super::pg_wire::{self, Failure};
 use super::{service_user, Database, Endpoint, Preset};
@@ -128,7 +128,7 @@ impl Preset for Postgres {
                 use std::os::unix::process::CommandExt;
                 initdb.uid(uid).gid(gid);
             }
-            run_client(initdb, "initdb", None).map(drop)
+            run_client_within(initdb, "initdb", None, LOAD_TIMEOUT).map(drop)
         })?;
         Ok(command.with_program(postgres.into_os_string()))
     }
@@ -143,6 +143,7 @@ impl Preset for Postgres {
             port,
             path: Some("postgres".into()),
             socket: Some(tmpdir.join(format!(".s.PGSQL.{port}"))),
+            query: None,
         }
     }
 
@@ -239,7 +240,11 @@ impl Admin {
         };
         let io =
             |source| Refused::from(Error::Io { command: shown(), action: what.into(), source });
-        let mut session = match pg_wire::Session::open(&self.endpoint, REQUEST_TIMEOUT) {
+        // Options in the URL (`sslmode`, …) are psql's to apply.
+        if self.endpoint.query.is_some() {
+            return self.execute_psql(sql, what);
+        }
+        let mut session = match pg_wire::Session::open(&self.endpoint, REQUEST_TIMEOUT * 4) {
             Ok(session) => session,
             Err(Failure::Unsupported) => return self.execute_psql(sql, what),
             Err(Failure::Server(code, message)) => return Err(refused(code, message)),
@@ -279,13 +284,21 @@ impl Admin {
         })
     }
 
+    /// `psql` on `database` (default: the URL's): never asking for a password (`-w`: it would
+    /// ask on the terminal and wait there), the password in `PGPASSWORD`, out of the process
+    /// list.
     fn psql(&self, database: Option<&str>) -> Result<std::process::Command, Error> {
         let mut psql = std::process::Command::new(psql()?);
-        let url = match database {
-            Some(db) => self.endpoint.url_with_path(Some(db)),
-            None => self.endpoint.url(),
+        let mut endpoint = self.endpoint.clone();
+        match endpoint.password.take() {
+            Some(password) => psql.env("PGPASSWORD", password),
+            None => psql.env_remove("PGPASSWORD"),
         };
-        psql.args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-d"]).arg(url);
+        let url = match database {
+            Some(db) => endpoint.url_with_path(Some(db)),
+            None => endpoint.url(),
+        };
+        psql.args(["-X", "-q", "-w", "-v", "ON_ERROR_STOP=1", "-d"]).arg(url);
         Ok(psql)
     }
 
@@ -331,7 +344,8 @@ impl Admin {
         for file in files {
             let mut psql = self.psql(Some(&building))?;
             psql.arg("-f").arg(file);
-            if let Err(err) = run_client(psql, &format!("loading {}", file.display()), None) {
+            let what = format!("loading {}", file.display());
+            if let Err(err) = run_client_within(psql, &what, None, LOAD_TIMEOUT) {
                 let _ = self.run(&format!("DROP DATABASE \"{building}\""), "cleaning up");
                 return Err(err);
             }
@@ -353,13 +367,19 @@ fn schema_hash(files: &[PathBuf]) -> Result<u64, Error> {
     use std::hash::{Hash, Hasher};
     let mut hasher = std::collections::hash_map::DefaultHasher::new();
     for file in files {
-        let content = std::fs::read(file).map_err(|e| Error::InvalidArgument {
+        let unreadable = |e: String| Error::InvalidArgument {
             command: "psql".into(),
             problem: format!("the schema file {} cannot be read: {e}", file.display()),
             hint: "give `load` a path relative to the crate's root (where tests run) or an \
-                   absolute one"
+                   absolute one, of a regular file"
                 .into(),
-        })?;
+        };
+        // A FIFO or a device would block the read, or never end it.
+        let meta = std::fs::metadata(file).map_err(|e| unreadable(e.to_string()))?;
+        if !meta.is_file() {
+            return Err(unreadable("it is not a regular file".into()));
+        }
+        let content = std::fs::read(file).map_err(|e| unreadable(e.to_string()))?;
         content.hash(&mut hasher);
     }
     Ok(hasher.finish())

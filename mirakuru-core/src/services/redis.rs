@@ -95,6 +95,7 @@ impl Preset for Redis {
             port: port.unwrap_or(6379),
             path: Some("0".into()),
             socket: Some(tmpdir.join("redis.sock")),
+            query: None,
         }
     }
 
@@ -123,14 +124,12 @@ impl Preset for Redis {
         };
         let dir =
             user_dir().map_err(|e| io("finding the lock directory")(std::io::Error::other(e)))?;
+        // One server named two ways (`localhost`, `127.0.0.1`) is one set of indices.
+        let server = resolved(endpoint);
         let deadline = Instant::now() + REQUEST_TIMEOUT * 4;
         loop {
             for index in 1u32.. {
-                let path = dir.join(format!(
-                    "redis-{}-{}-{index}.lock",
-                    endpoint.file_key(),
-                    endpoint.port
-                ));
+                let path = dir.join(format!("redis-{server}-{index}.lock"));
                 let lock = open_lock(&path).map_err(io("locking a database index"))?;
                 if !lock_within(&lock, FlockOperation::NonBlockingLockExclusive, Duration::ZERO)
                     .map_err(io("locking a database index"))?
@@ -142,6 +141,10 @@ impl Preset for Redis {
                     .map_err(io("selecting a database"))?
                 {
                     Ok(_) => {}
+                    // The server has no database but 0: nothing to wait for.
+                    Err(e) if e.contains("out of range") && index == 1 => {
+                        return Err(refused(endpoint, "SELECT 1", e));
+                    }
                     // Every index is taken by a test running now: wait for one to end.
                     Err(e) if e.contains("out of range") => break,
                     Err(e) => return Err(refused(endpoint, "SELECT", e)),
@@ -169,6 +172,20 @@ impl Preset for Redis {
             std::thread::sleep(Duration::from_millis(20));
         }
     }
+}
+
+/// The server's address as a part of a file name: its host resolved, so that two names of
+/// one server share their locks; made of plain characters only.
+fn resolved(endpoint: &Endpoint) -> String {
+    use std::net::ToSocketAddrs;
+    let addrs = (endpoint.host.as_str(), endpoint.port).to_socket_addrs();
+    let key = match addrs.ok().and_then(|mut a| a.next()) {
+        Some(addr) => addr.to_string(),
+        None => format!("{}:{}", endpoint.file_key(), endpoint.port),
+    };
+    let plain =
+        key.chars().map(|c| if c.is_ascii_alphanumeric() || ".:".contains(c) { c } else { '_' });
+    plain.collect::<String>().replace("..", "__")
 }
 
 /// A connection, authenticated if the URL has a password.

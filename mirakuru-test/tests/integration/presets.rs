@@ -350,3 +350,109 @@ fn an_external_server_with_scram_authentication_gives_databases() {
     let left = sql(pg.url(), &format!("SELECT count(*) FROM pg_database WHERE datname = '{name}'"));
     assert_eq!(left.as_deref(), Ok("0"), "dropped");
 }
+
+/// What a killed binary leaves while a preset fills its directory: nothing. With a cache of
+/// its own (a TMPDIR of its own, prepared by a first run), the binary is killed while the
+/// prepared cluster is copied or the server starts; the reaper removes the run directory and
+/// its twin in memory, and ends the server. (Killed during `initdb` itself, the same holds,
+/// but PostgreSQL 15's bootstrap leaves its dynamic shared memory in `/dev/shm`, which no
+/// test can tell from another server's: not done here.)
+#[test]
+fn a_binary_killed_while_a_preset_prepares_leaves_nothing() {
+    if !has_postgres() {
+        return;
+    }
+    let tmp = temp_dir();
+    if mirakuru_test::unprivileged_user_for(tmp.path()).is_some() {
+        // Root: the data is prepared as `postgres`, which must reach this TMPDIR.
+        let _ = std::process::Command::new("chmod").arg("755").arg(tmp.path()).status();
+    }
+    let exe = std::env::current_exe().expect("the test binary");
+    let prepared = std::process::Command::new(&exe)
+        .args(["presets::starts_a_preset_for_the_kill_test", "--exact", "--ignored"])
+        .env("TMPDIR", tmp.path())
+        .env("MIRAKURU_TEST_HOLD_MS", "0")
+        .output()
+        .expect("the binary runs");
+    assert!(prepared.status.success(), "{}", String::from_utf8_lossy(&prepared.stderr));
+    for wait in [Duration::from_millis(20), Duration::from_millis(60), Duration::from_millis(150)] {
+        // Carried by the binary and whatever it starts: initdb, postgres.
+        let tag = mirakuru_test::Tag::new();
+        let mut child = std::process::Command::new(&exe)
+            .env(mirakuru_test::Tag::VAR, tag.value())
+            .args(["presets::starts_a_preset_for_the_kill_test", "--exact", "--ignored"])
+            .env("TMPDIR", tmp.path())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("the binary runs");
+        std::thread::sleep(wait);
+        let _ = child.kill();
+        let _ = child.wait();
+        let prefix = format!("mirakuru-run-{}-", child.id());
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let left: Vec<_> = [tmp.path(), Path::new("/tmp"), Path::new("/dev/shm")]
+                .into_iter()
+                .flat_map(std::fs::read_dir)
+                .flatten()
+                .flatten()
+                .filter(|e| e.file_name().to_string_lossy().starts_with(&prefix))
+                .map(|e| e.path())
+                .collect();
+            let helpers = tag.pids();
+            if left.is_empty() && helpers.is_empty() {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "killed after {wait:?}: left {left:?} and processes {helpers:?}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+#[test]
+#[ignore = "started and killed by a_binary_killed_while_a_preset_prepares_leaves_nothing"]
+fn starts_a_preset_for_the_kill_test() {
+    let _pg = services::postgres().start().expect("PostgreSQL starts");
+    let hold = std::env::var("MIRAKURU_TEST_HOLD_MS").ok().and_then(|v| v.parse().ok());
+    std::thread::sleep(Duration::from_millis(hold.unwrap_or(30_000)));
+}
+
+/// An external "server" that answers a byte at a time, for ever: the preset's wait is bounded
+/// by its timeout all the same, and says what it waited for.
+#[test]
+fn an_external_server_that_trickles_is_given_up_on_in_time() {
+    const NAME: &str = "presets::an_external_server_that_trickles_is_given_up_on_in_time";
+    if std::env::var_os("MIRAKURU_POSTGRES_URL").is_none() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a port");
+        let port = listener.local_addr().expect("its address").port();
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                std::thread::spawn(move || {
+                    use std::io::Write;
+                    let mut stream = stream;
+                    // An authentication request a mebibyte long, sent a byte at a time.
+                    let _ = stream.write_all(b"R\x00\x10\x00\x00");
+                    while stream.write_all(b"x").is_ok() {
+                        std::thread::sleep(Duration::from_millis(50));
+                    }
+                });
+            }
+        });
+        let url = format!("postgresql://postgres@127.0.0.1:{port}/postgres");
+        in_child(NAME, &[("MIRAKURU_POSTGRES_URL", &url)]);
+        return;
+    }
+    let began = std::time::Instant::now();
+    let err =
+        services::postgres().timeout(Duration::from_secs(2)).start().expect_err("never ready");
+    assert!(began.elapsed() < Duration::from_secs(10), "took {:?}", began.elapsed());
+    let text = err.to_string();
+    assert!(
+        text.contains("MIRAKURU_POSTGRES_URL") && text.contains("external PostgreSQL"),
+        "{text}"
+    );
+}
