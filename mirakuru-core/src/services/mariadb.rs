@@ -67,6 +67,10 @@ impl Preset for Mariadb {
         Some("MIRAKURU_MARIADB_URL")
     }
 
+    fn loads_schema(&self) -> bool {
+        true
+    }
+
     fn default_port(&self) -> u16 {
         3306
     }

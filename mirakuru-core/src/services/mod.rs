@@ -131,6 +131,11 @@ pub(crate) trait Preset: fmt::Debug + Send + Sync {
     /// answered, or why it is not ready.
     fn probe(&self, endpoint: &Endpoint, timeout: Duration) -> Result<String, String>;
 
+    /// Whether its databases start with [`Spec::load`]'s schema (PostgreSQL, MariaDB).
+    fn loads_schema(&self) -> bool {
+        false
+    }
+
     /// A database of the test's own on the service at `endpoint`, holding `schema`.
     fn database(&self, endpoint: &Endpoint, schema: &[PathBuf]) -> Result<Database, Error> {
         let _ = (endpoint, schema);

@@ -100,6 +100,10 @@ impl Preset for Postgres {
         Some("MIRAKURU_POSTGRES_URL")
     }
 
+    fn loads_schema(&self) -> bool {
+        true
+    }
+
     fn default_port(&self) -> u16 {
         5432
     }

@@ -456,3 +456,16 @@ fn an_external_server_that_trickles_is_given_up_on_in_time() {
         "{text}"
     );
 }
+
+/// A schema that is not there, or given to a preset whose databases take none, is an error
+/// of `start()`, before anything runs.
+#[test]
+fn a_bad_load_is_an_error_before_anything_starts() {
+    let missing = services::postgres().load("no/such/schema.sql").start().expect_err("no file");
+    let text = missing.to_string();
+    assert!(text.contains("no/such/schema.sql") && text.contains("missing"), "{text}");
+    let dir = temp_dir();
+    let schema = schema_file(dir.path(), "SELECT 1;\n");
+    let redis = services::redis().load(&schema).start().expect_err("Redis takes no schema");
+    assert!(redis.to_string().contains("`load`"), "{redis}");
+}
