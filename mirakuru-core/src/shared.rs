@@ -182,7 +182,8 @@ impl SharedFixture {
             source: std::io::Error::other(message),
         })?;
         self.gate.close(fixture.name()).map_err(|message| Error::Io {
-            command: fixture.executor().command().to_string(),
+            // Not the executor's command: a run-scoped or external fixture has none here.
+            command: fixture.name().to_string(),
             action: "waiting for the other tests to stop".into(),
             source: std::io::Error::new(std::io::ErrorKind::TimedOut, message),
         })?;
@@ -218,8 +219,13 @@ impl SharedFixture {
     /// `None` for a fixture of this process (not run-scoped, or no run).
     fn attach(&'static self) -> Option<Result<run::Kept, String>> {
         let (path, keeper_test) = self.run_names()?;
-        let fingerprint = (self.spec)().fingerprint();
-        run::attach(path, fingerprint, &keeper_test)
+        let spec = (self.spec)();
+        // An external service is shared by nature: each process attaches to it itself, and
+        // there is nothing for a keeper to run.
+        if spec.is_external() {
+            return None;
+        }
+        run::attach(path, spec.fingerprint(), &keeper_test)
     }
 
     /// A run-scoped fixture's path in the test crate, the same in every test binary of it

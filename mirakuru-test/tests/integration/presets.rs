@@ -469,3 +469,30 @@ fn a_bad_load_is_an_error_before_anything_starts() {
     let redis = services::redis().load(&schema).start().expect_err("Redis takes no schema");
     assert!(redis.to_string().contains("`load`"), "{redis}");
 }
+
+#[mirakuru::fixture(service = postgres, scope = run)]
+static EXTERNAL_IN_RUN: mirakuru::SharedFixture;
+
+/// A run-scoped preset pointed at an external service needs no keeper: each process uses
+/// the service itself, and gets its databases there. The test runs again under a shell named
+/// `cargo`, so that it is in a run as under `cargo test` (its keeper panicked before).
+#[test]
+fn a_run_scoped_preset_can_be_external() {
+    if !has_postgres() {
+        return;
+    }
+    const NAME: &str = "presets::a_run_scoped_preset_can_be_external";
+    if std::env::var_os("MIRAKURU_POSTGRES_URL").is_none() {
+        let server = services::postgres().start().expect("PostgreSQL starts");
+        let dir = temp_dir();
+        let cargo = dir.path().join("cargo");
+        std::fs::copy("/bin/sh", &cargo).expect("a shell named cargo");
+        let cargo = cargo.display().to_string();
+        let wrap = [cargo.as_str(), "-c", "\"$0\" \"$@\"; exit $?"];
+        crate::run_child(NAME, &[("MIRAKURU_POSTGRES_URL", server.url())], &[], &wrap);
+        return;
+    }
+    let db = EXTERNAL_IN_RUN.database();
+    sql(db.url(), "CREATE TABLE t (x int)").expect("a table");
+    assert_eq!(EXTERNAL_IN_RUN.get().pid(), None, "nothing started");
+}
