@@ -2,6 +2,7 @@
 //! at the end of the test, also when the test panics.
 
 use std::fmt;
+use std::panic::{RefUnwindSafe, UnwindSafe};
 
 use super::Endpoint;
 use crate::shared::SharedGuard;
@@ -28,16 +29,24 @@ pub struct Database {
     name: String,
     url: String,
     endpoint: Endpoint,
-    remove: Option<Box<dyn FnOnce() -> Result<(), Error> + Send + Sync>>,
+    remove: Option<Box<dyn Remove>>,
     /// A shared fixture's lease: the server stays up while the database is used.
     guard: Option<SharedGuard>,
+}
+
+/// How a database is removed; unwind-safe, as a test that panics drops it.
+trait Remove: FnOnce() -> Result<(), Error> + Send + Sync + UnwindSafe + RefUnwindSafe {}
+
+impl<F> Remove for F where
+    F: FnOnce() -> Result<(), Error> + Send + Sync + UnwindSafe + RefUnwindSafe
+{
 }
 
 impl Database {
     pub(crate) fn new(
         name: String,
         endpoint: Endpoint,
-        remove: impl FnOnce() -> Result<(), Error> + Send + Sync + 'static,
+        remove: impl FnOnce() -> Result<(), Error> + Send + Sync + UnwindSafe + RefUnwindSafe + 'static,
     ) -> Database {
         Database {
             name,
@@ -118,5 +127,17 @@ impl fmt::Debug for Database {
             .field("name", &self.name)
             .field("url", &shown.url())
             .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fixtures_and_databases_cross_catch_unwind() {
+        fn unwind_safe<T: UnwindSafe + RefUnwindSafe + Send>() {}
+        unwind_safe::<Database>();
+        unwind_safe::<crate::Fixture>();
     }
 }

@@ -102,7 +102,8 @@ pub fn nginx() -> Spec {
 }
 
 /// What a preset adds to a [`Spec`]: the steps of a start that only it knows.
-pub(crate) trait Preset: fmt::Debug + Send + Sync {
+/// Unwind-safe, so that a `Fixture` stays so (`catch_unwind(|| fixture.…)`).
+pub(crate) trait Preset: fmt::Debug + Send + Sync + std::panic::RefUnwindSafe {
     /// Its name in messages: "PostgreSQL".
     fn title(&self) -> &'static str;
 

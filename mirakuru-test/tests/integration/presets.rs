@@ -496,3 +496,57 @@ fn a_run_scoped_preset_can_be_external() {
     sql(db.url(), "CREATE TABLE t (x int)").expect("a table");
     assert_eq!(EXTERNAL_IN_RUN.get().pid(), None, "nothing started");
 }
+
+/// Redis and MariaDB in external mode: a server started outside the fixture under test is
+/// used as it is — nothing started, not ours to stop — and still gives each test a database
+/// of its own, gone (flushed) after a test that panicked. As root and as a user.
+#[test]
+fn redis_and_mariadb_external_modes_give_databases() {
+    const NAME: &str = "presets::redis_and_mariadb_external_modes_give_databases";
+    let redis_ok = require("redis-server") && require("redis-cli");
+    let maria_ok = require("mariadbd") && require("mariadb");
+    if std::env::var_os("MIRAKURU_TEST_EXTERNAL").is_none() {
+        let redis = redis_ok.then(|| services::redis().start().expect("Redis starts"));
+        let maria = maria_ok.then(|| {
+            services::mariadb().timeout(Duration::from_secs(120)).start().expect("MariaDB starts")
+        });
+        let mut env = vec![("MIRAKURU_TEST_EXTERNAL", "1")];
+        if let Some(redis) = &redis {
+            env.push(("MIRAKURU_REDIS_URL", redis.url()));
+        }
+        if let Some(maria) = &maria {
+            env.push(("MIRAKURU_MARIADB_URL", maria.url()));
+        }
+        in_child(NAME, &env);
+        in_child_unprivileged(NAME, &env);
+        return;
+    }
+    if redis_ok {
+        let server = services::redis().start().expect("the external Redis answers");
+        assert_eq!(server.pid(), None, "nothing started");
+        assert!(server.stop().is_err(), "not ours to stop");
+        let url = std::panic::catch_unwind(|| {
+            let db = server.database().expect("an index");
+            redis_cli_set(db.url());
+            let url = db.url().to_string();
+            std::panic::panic_any(url);
+        });
+        let url = url.expect_err("it panicked").downcast::<String>().expect("the URL");
+        assert_eq!(redis(&url, &["DBSIZE"]).as_deref(), Ok("0"), "flushed after the panic");
+    }
+    if maria_ok {
+        let maria = services::mariadb().start().expect("the external MariaDB answers");
+        assert_eq!(maria.pid(), None, "nothing started");
+        let (a, b) = (maria.database().expect("a database"), maria.database().expect("another"));
+        mysql(&a, "CREATE TABLE t (x int); INSERT INTO t VALUES (1)").expect("a table in a");
+        assert!(mysql(&b, "SELECT * FROM t").is_err(), "b has no table t");
+        let name = a.name().to_string();
+        drop(a);
+        let left = mysql(&b, "SHOW DATABASES").expect("the list");
+        assert!(!left.lines().any(|l| l == name), "{name} dropped");
+    }
+}
+
+fn redis_cli_set(url: &str) {
+    assert_eq!(redis(url, &["SET", "k", "v"]).as_deref(), Ok("OK"));
+}
