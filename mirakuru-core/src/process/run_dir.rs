@@ -64,8 +64,7 @@ fn make_ram_dir() -> Option<PathBuf> {
     if std::env::var_os("MIRAKURU_DATA_IN_RAM").is_some_and(|v| v == "0") {
         return None;
     }
-    let stat = rustix::fs::statvfs(RAM_BASE).ok()?;
-    if stat.f_bavail.saturating_mul(stat.f_frsize) < RAM_ROOM {
+    if !ram_has_room() {
         return None;
     }
     let made = tempfile::Builder::new()
@@ -77,6 +76,12 @@ fn make_ram_dir() -> Option<PathBuf> {
     Some(made)
 }
 
+/// Whether `/dev/shm` has [`RAM_ROOM`] free.
+fn ram_has_room() -> bool {
+    rustix::fs::statvfs(RAM_BASE)
+        .is_ok_and(|stat| stat.f_bavail.saturating_mul(stat.f_frsize) >= RAM_ROOM)
+}
+
 /// The memory-backed twin of the run directory, if it was made (see `make_ram_dir`).
 pub(crate) fn ram_dir() -> Option<PathBuf> {
     RAM_DIR.lock().unwrap_or_else(|p| p.into_inner()).clone()
@@ -86,9 +91,10 @@ pub(crate) fn ram_dir() -> Option<PathBuf> {
 /// the run directory; removed when the returned value is dropped.
 pub(crate) fn data_dir(prefix: &str) -> io::Result<tempfile::TempDir> {
     use std::os::unix::fs::PermissionsExt;
-    // Made with the run directory, if at all.
+    // Made with the run directory, if at all; used while there is room still (another
+    // process may have filled it since).
     let run = run_dir()?;
-    let base = ram_dir().unwrap_or(run);
+    let base = ram_dir().filter(|_| ram_has_room()).unwrap_or(run);
     tempfile::Builder::new()
         .prefix(prefix)
         .permissions(std::fs::Permissions::from_mode(0o700))
