@@ -42,6 +42,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     cache.stop()?;
     println!("stopped");
+
+    // The preset: a free port, UDP off, the right user when root.
+    let preset = mirakuru::services::memcached().start()?;
+    println!("preset: memcached on port {}", preset.port());
     Ok(())
 }
 

@@ -51,6 +51,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("  running = {} though the launcher exited", daemon.running());
     daemon.stop()?;
     println!("stopped; running = {}", daemon.running());
+
+    // The preset writes such a configuration itself and serves the fixture's `html/`.
+    let web = mirakuru::services::nginx().start()?;
+    std::fs::write(web.tmpdir().join("html/hello.txt"), "hello\n")?;
+    println!("preset: {}hello.txt is served from {}", web.url(), web.tmpdir().display());
     Ok(())
 }
 

@@ -1,6 +1,8 @@
 //! PostgreSQL: `initdb` into a temporary directory, then the server, used through
 //! `psql -c 'select 1'` — once started directly (`postgres -D ... -p PORT`), once through
-//! `pg_ctl start`, a launcher that exits while the server lives on (as pytest-postgresql does).
+//! `pg_ctl start`, a launcher that exits while the server lives on (as pytest-postgresql does)
+//! — and then all of it in one call, the preset `mirakuru::services::postgres()`, with a
+//! database of a test's own.
 //!
 //! PostgreSQL refuses to run as root: when this runs as root, the server runs as the
 //! `postgres` user (`.user("postgres")`); otherwise as you.
@@ -77,6 +79,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("  select version() -> {}", psql(&bin, port, "select version()")?);
     pg.stop()?;
     println!("stopped; running = {}", pg.running());
+
+    // 3. The preset does all of the above: binaries found, initdb once (cached), the user when
+    //    root, readiness as pg_isready decides; and a database per test, from a template.
+    let began = Instant::now();
+    let preset = mirakuru::services::postgres().start()?;
+    println!("preset: {} ready in {:.1} ms", preset.url(), began.elapsed().as_secs_f64() * 1e3);
+    let began = Instant::now();
+    let db = preset.database()?;
+    println!("  a test's database {} in {:.1} ms", db.url(), began.elapsed().as_secs_f64() * 1e3);
     Ok(())
 }
 

@@ -1,5 +1,6 @@
 //! Redis three ways — ready when its TCP port accepts connections, when it prints its banner,
-//! when its unix socket accepts connections — used through `redis-cli`.
+//! when its unix socket accepts connections — used through `redis-cli`; then the preset
+//! `mirakuru::services::redis()`.
 //!
 //! ```sh
 //! cargo run --example redis
@@ -64,6 +65,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("unix:   ready in {:.1} ms", began.elapsed().as_secs_f64() * 1e3);
     println!("        PING -> {}", cli(&["-s", &socket.display().to_string(), "PING"])?);
     redis.stop()?;
+
+    // 4. The preset: found, configured (no persistence) and waited for by PING, with a
+    //    database index of the test's own, flushed.
+    let preset = mirakuru::services::redis().start()?;
+    let db = preset.database()?;
+    println!("preset: {}; a test's database {}", preset.url(), db.url());
     Ok(())
 }
 
