@@ -79,6 +79,18 @@ fn parse_args() -> Result<Options, String> {
     Ok(options)
 }
 
+/// A suite: its subcommand, its default number of runs, and how it runs.
+type Suite = (&'static str, usize, fn(usize) -> ExitCode);
+
+/// A suite's `--runs N`, or `default`.
+fn suite_runs(default: usize) -> Result<usize, String> {
+    match std::env::args().skip(2).collect::<Vec<_>>().as_slice() {
+        [] => Ok(default),
+        [flag, n] if flag == "--runs" => parse_count(n, "--runs", 1),
+        other => Err(format!("unexpected arguments {other:?}")),
+    }
+}
+
 fn parse_count(value: &str, flag: &str, min: usize) -> Result<usize, String> {
     match value.parse::<usize>() {
         Ok(n) if n >= min => Ok(n),
@@ -92,40 +104,19 @@ fn main() -> ExitCode {
     if args.nth(1).as_deref() == Some(OsStr::new(services::AS_HELPER)) {
         mirakuru_test::test_service::run(vec![services::AS_HELPER.into()], args)
     }
-    if std::env::args().nth(1).as_deref() == Some("services") {
-        let runs = match std::env::args().skip(2).collect::<Vec<_>>().as_slice() {
-            [] => 3,
-            [flag, n] if flag == "--runs" => match parse_count(n, "--runs", 1) {
-                Ok(n) => n,
-                Err(msg) => {
-                    eprintln!("mirakuru-bench services: {msg}");
-                    return ExitCode::from(2);
-                }
-            },
-            _ => {
-                eprintln!("usage: mirakuru-bench services [--runs N]");
-                return ExitCode::from(2);
+    // The suites: `suite` (one runner against the other), `services` (the presets against
+    // pytest-postgresql and pytest-redis).
+    let suites: [Suite; 2] = [("suite", 5, suite::main), ("services", 3, services_suite::main)];
+    let first = std::env::args().nth(1);
+    if let Some(&(name, default, run)) = suites.iter().find(|(n, ..)| first.as_deref() == Some(*n))
+    {
+        return match suite_runs(default) {
+            Ok(runs) => run(runs),
+            Err(msg) => {
+                eprintln!("mirakuru-bench {name}: {msg}\nusage: mirakuru-bench {name} [--runs N]");
+                ExitCode::from(2)
             }
         };
-        return services_suite::main(runs);
-    }
-    if std::env::args().nth(1).as_deref() == Some("suite") {
-        let runs = std::env::args().skip(2).collect::<Vec<_>>();
-        let runs = match runs.as_slice() {
-            [] => 5,
-            [flag, n] if flag == "--runs" => match parse_count(n, "--runs", 1) {
-                Ok(n) => n,
-                Err(msg) => {
-                    eprintln!("mirakuru-bench suite: {msg}");
-                    return ExitCode::from(2);
-                }
-            },
-            _ => {
-                eprintln!("usage: mirakuru-bench suite [--runs N]");
-                return ExitCode::from(2);
-            }
-        };
-        return suite::main(runs);
     }
     let options = match parse_args() {
         Ok(o) => o,

@@ -34,19 +34,9 @@ pub(crate) fn main(runs: usize) -> ExitCode {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let target = ["-p", "mirakuru-test", "--test", "services_suite"];
-    eprint!("building the suite ... ");
-    let built = Command::new(&cargo)
-        .current_dir(&root)
-        .args(["test", "--no-run"])
-        .args(target)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status();
-    if !built.is_ok_and(|s| s.success()) {
-        eprintln!("failed: `cargo test --no-run -p mirakuru-test --test services_suite`");
+    if !crate::suite::build(&cargo, &root, &target) {
         return ExitCode::FAILURE;
     }
-    eprintln!("done");
     let mut runners = ["cargo test", "cargo nextest run", "pytest", "pytest, data in /dev/shm"]
         .map(|name| Runner { name, times: Vec::new(), databases: Vec::new() });
     let dir = mirakuru_test::temp_dir();

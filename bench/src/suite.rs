@@ -35,19 +35,9 @@ pub(crate) fn main(runs: usize) -> ExitCode {
             starts: Vec::new(),
         },
     ];
-    eprint!("building the suite ... ");
-    let built = Command::new(&cargo)
-        .current_dir(&root)
-        .args(["test", "--no-run"])
-        .args(target)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status();
-    if !built.is_ok_and(|s| s.success()) {
-        eprintln!("failed: `cargo test --no-run -p mirakuru-test --test run_scope`");
+    if !build(&cargo, &root, &target) {
         return ExitCode::FAILURE;
     }
-    eprintln!("done");
     let dir = mirakuru_test::temp_dir();
     // One untimed round of each first: caches, and nextest's first listing.
     for round in 0..=runs {
@@ -68,6 +58,29 @@ pub(crate) fn main(runs: usize) -> ExitCode {
         }
     }
     report(&runners)
+}
+
+/// Builds a suite's test target first, untimed, as a user's earlier build would have; says
+/// what failed.
+pub(crate) fn build(cargo: &std::ffi::OsStr, root: &Path, target: &[&str]) -> bool {
+    eprint!("building the suite ... ");
+    let built = Command::new(cargo)
+        .current_dir(root)
+        .args(["test", "--no-run"])
+        .args(target)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status();
+    let ok = built.is_ok_and(|s| s.success());
+    eprintln!(
+        "{}",
+        if ok {
+            "done".to_string()
+        } else {
+            format!("failed: `cargo test --no-run {}`", target.join(" "))
+        }
+    );
+    ok
 }
 
 /// One run of the suite: its wall time and the starts the service counted.

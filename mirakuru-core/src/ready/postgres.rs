@@ -181,7 +181,7 @@ pub(crate) fn classify(answer: &[u8]) -> Verdict {
 }
 
 /// SQLSTATE (`C`) and message (`M`) of an ErrorResponse body: `(type byte, text\0)*` then `\0`.
-fn error_fields(mut body: &[u8]) -> (Option<String>, Option<String>) {
+pub(crate) fn error_fields(mut body: &[u8]) -> (Option<String>, Option<String>) {
     let (mut code, mut message) = (None, None);
     while let Some((&field, rest)) = body.split_first() {
         if field == 0 {

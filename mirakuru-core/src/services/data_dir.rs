@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use rustix::fs::FlockOperation;
 
+use super::client::{run_client_within, LOAD_TIMEOUT};
 use crate::fixture::{lock_within, open_lock, user_dir};
 use crate::Error;
 
@@ -34,12 +35,12 @@ pub(crate) struct Recipe<'a> {
 
 impl Recipe<'_> {
     /// Copies the directory prepared for this recipe into `dest` (made, mode 0700, owned by the
-    /// recipe's owner), preparing it first with `init` if no process has: `init` fills the
-    /// directory it is given, which the owner may write.
+    /// recipe's owner), preparing it first if no process has: with the command `init` makes
+    /// for the directory it is given, run as the owner, in that directory.
     pub(crate) fn copy_to(
         &self,
         dest: &Path,
-        init: impl FnOnce(&Path) -> Result<(), Error>,
+        init: impl FnOnce(&Path) -> std::process::Command,
     ) -> Result<(), Error> {
         let io = |action: String| {
             move |e: std::io::Error| Error::Io { command: self.name.to_string(), action, source: e }
@@ -88,7 +89,7 @@ impl Recipe<'_> {
     fn prepare(
         &self,
         cache: &Path,
-        init: impl FnOnce(&Path) -> Result<(), Error>,
+        init: impl FnOnce(&Path) -> std::process::Command,
     ) -> Result<(), Error> {
         let io = |action: &str| {
             let action = format!("{action} {}", cache.display());
@@ -103,7 +104,15 @@ impl Recipe<'_> {
         if let Some((uid, gid)) = self.owner {
             std::os::unix::fs::chown(&data, Some(uid), Some(gid)).map_err(io("preparing"))?;
         }
-        init(&data)?;
+        let mut command = init(&data);
+        // Its working directory must be one the owner may enter.
+        command.current_dir(&data);
+        if let Some((uid, gid)) = self.owner {
+            use std::os::unix::process::CommandExt;
+            command.uid(uid).gid(gid);
+        }
+        let what = format!("preparing the data directory of {}", self.name);
+        run_client_within(command, &what, None, LOAD_TIMEOUT)?;
         match std::fs::rename(&data, cache) {
             // The run directory is on another file system than TMPDIR (a TMPDIR too long for
             // socket paths sends it to /tmp): copied instead.
@@ -169,11 +178,11 @@ mod tests {
             owner: None,
         };
         let runs = std::cell::Cell::new(0);
-        let init = |dir: &Path| {
+        let init = |_: &Path| {
             runs.set(runs.get() + 1);
-            std::fs::create_dir(dir.join("base")).expect("mkdir");
-            std::fs::write(dir.join("base/file"), b"prepared").expect("write");
-            Ok(())
+            let mut sh = std::process::Command::new("sh");
+            sh.args(["-c", "mkdir base && printf prepared > base/file"]);
+            sh
         };
         let servers = tempfile::tempdir().expect("a directory");
         recipe.copy_to(&servers.path().join("a"), init).expect("prepared and copied");

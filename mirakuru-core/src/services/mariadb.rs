@@ -97,13 +97,8 @@ impl Preset for Mariadb {
                 .args(["--auth-root-authentication-method=normal", "--skip-test-db"])
                 .arg("--skip-name-resolve")
                 .arg(format!("--tmpdir={}", data.display()))
-                .args(DATA_OPTIONS)
-                .current_dir(data);
-            if let Some((uid, gid)) = owner {
-                use std::os::unix::process::CommandExt;
-                install_db.uid(uid).gid(gid);
-            }
-            run_client_within(install_db, "mariadb-install-db", None, LOAD_TIMEOUT).map(drop)
+                .args(DATA_OPTIONS);
+            install_db
         })?;
         Ok(command.with_program(server.into_os_string()))
     }

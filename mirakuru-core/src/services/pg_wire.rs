@@ -130,24 +130,10 @@ fn first_column(body: &[u8]) -> Option<String> {
     Some(String::from_utf8_lossy(body.get(6..6 + len)?).into_owned())
 }
 
-/// An ErrorResponse's SQLSTATE (`C`) and message (`M`).
+/// An ErrorResponse's SQLSTATE and message, as the readiness check reads them.
 fn error(body: &[u8]) -> Failure {
-    let (mut code, mut message) = (String::new(), String::new());
-    let mut rest = body;
-    while let Some((&field, after)) = rest.split_first() {
-        if field == 0 {
-            break;
-        }
-        let end = after.iter().position(|&b| b == 0).unwrap_or(after.len());
-        let text = String::from_utf8_lossy(&after[..end]).into_owned();
-        match field {
-            b'C' => code = text,
-            b'M' => message = text,
-            _ => {}
-        }
-        rest = after.get(end + 1..).unwrap_or_default();
-    }
-    Failure::Server(code, message)
+    let (code, message) = crate::ready::postgres::error_fields(body);
+    Failure::Server(code.unwrap_or_default(), message.unwrap_or_default())
 }
 
 #[cfg(test)]

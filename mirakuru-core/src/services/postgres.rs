@@ -122,17 +122,11 @@ impl Preset for Postgres {
             options: INITDB_OPTIONS,
             owner,
         };
+        // initdb refuses root: where the server runs as `postgres`, so does initdb.
         recipe.copy_to(&places.tmpdir.join("data"), |data| {
             let mut initdb = std::process::Command::new(&initdb);
             initdb.args(INITDB_OPTIONS).arg("-D").arg(data);
-            // initdb refuses root; where the server runs as `postgres`, so does initdb. Its
-            // working directory must be one that user may enter.
-            initdb.current_dir(data);
-            if let Some((uid, gid)) = owner {
-                use std::os::unix::process::CommandExt;
-                initdb.uid(uid).gid(gid);
-            }
-            run_client_within(initdb, "initdb", None, LOAD_TIMEOUT).map(drop)
+            initdb
         })?;
         Ok(command.with_program(postgres.into_os_string()))
     }
