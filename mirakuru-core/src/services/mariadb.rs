@@ -1,4 +1,5 @@
-//! MariaDB (MySQL where MariaDB is missing): `mariadb-install-db` once per version into a
+//! MariaDB (`mysqld` and `mysql_install_db` are its older names; Oracle MySQL, which initialises
+//! with `mysqld --initialize`, is not supported): `mariadb-install-db` once per version into a
 //! cache (with a 4 MB redo log, so a copy moves 22 MB, not 114), copied for each server;
 //! `root` without a password on loopback; the redo log flushed once a second instead of at
 //! each commit, and no binary log — durability a test does not need.

@@ -76,7 +76,7 @@ pub fn redis() -> Spec {
     redis::spec()
 }
 
-/// MariaDB (or MySQL's `mysqld` where MariaDB is missing): `mariadb-install-db` once into a
+/// MariaDB (Oracle MySQL's `mysqld --initialize` is not supported): `mariadb-install-db` once into a
 /// cache, copied for each server; ready when it sends its handshake; as the `mysql` user
 /// when root. [`Fixture::url`](crate::Fixture::url) is `mysql://root@127.0.0.1:<port>/`;
 /// [`Fixture::database`](crate::Fixture::database) creates a database per test (with
