@@ -301,6 +301,21 @@ impl Command {
         command
     }
 
+    /// One more argument at the end: to a list as it is, to a command line quoted as a shell
+    /// would need it (so that it stays one argument).
+    pub(crate) fn push_arg(&mut self, arg: OsString) {
+        match &mut self.program {
+            Program::Args(args) => args.push(arg),
+            Program::Line(line) => {
+                use std::os::unix::ffi::{OsStrExt, OsStringExt};
+                let mut bytes = line.as_bytes().to_vec();
+                bytes.push(b' ');
+                bytes.extend(shell_quote(arg.as_bytes()));
+                *line = OsString::from_vec(bytes);
+            }
+        }
+    }
+
     /// A path as the child will see it: relative paths are relative to its working directory.
     pub(crate) fn resolve(&self, path: &Path) -> PathBuf {
         match &self.cwd {
@@ -478,6 +493,16 @@ impl<S: AsRef<OsStr>, const N: usize> From<[S; N]> for Command {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_argument_pushed_stays_one_argument() {
+        let mut line = Command::from("postgres -D /data");
+        line.push_arg("max_connections=300 # two words".into());
+        assert_eq!(line.to_string(), "postgres -D /data 'max_connections=300 # two words'");
+        let mut args = Command::from(vec!["postgres".to_string()]);
+        args.push_arg("-c".into());
+        assert_eq!(args.argv().expect("valid").len(), 2);
+    }
 
     fn problem(cmd: impl Into<Command>) -> String {
         match cmd.into().validate().map(|p| p.argv) {

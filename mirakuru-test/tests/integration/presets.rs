@@ -550,3 +550,13 @@ fn redis_and_mariadb_external_modes_give_databases() {
 fn redis_cli_set(url: &str) {
     assert_eq!(redis(url, &["SET", "k", "v"]).as_deref(), Ok("OK"));
 }
+
+/// A preset's server takes options of its own, as pytest-postgresql's `postgres_options`.
+#[test]
+fn a_preset_takes_the_servers_own_options() {
+    if !has_postgres() {
+        return;
+    }
+    let pg = services::postgres().arg("-c").arg("max_connections=42").start().expect("starts");
+    assert_eq!(sql(pg.url(), "SHOW max_connections").as_deref(), Ok("42"));
+}
