@@ -59,9 +59,11 @@ const MAX_PATH: usize = 4096;
 struct Orders {
     owner_needle: [u8; 64],
     needle_len: usize,
-    /// The run directory and its memory-backed twin: paths, and their lengths (0: none).
+    /// The run directory and its memory-backed twin: paths, their lengths (0: none), and
+    /// their identities (device, inode) when the reaper started.
     run_dirs: [[u8; MAX_PATH]; 2],
     run_dir_lens: [usize; 2],
+    run_dir_ids: [(u64, u64); 2],
     uid: u32,
     pid_max: usize,
 }
@@ -81,15 +83,20 @@ impl Reaper {
             needle_len: owner_prefix.len().min(64),
             run_dirs: [[0; MAX_PATH]; 2],
             run_dir_lens: [0; 2],
+            run_dir_ids: [(0, 0); 2],
             uid: platform::geteuid(),
             pid_max,
         };
         orders.owner_needle[..orders.needle_len]
             .copy_from_slice(&owner_prefix[..orders.needle_len]);
-        for (i, dir) in run_dirs.iter().take(2).map(|d| d.as_os_str().as_bytes()).enumerate() {
+        for (i, path) in run_dirs.iter().take(2).enumerate() {
+            use std::os::unix::fs::MetadataExt;
+            let dir = path.as_os_str().as_bytes();
+            let Ok(meta) = std::fs::symlink_metadata(path) else { continue };
             if dir.len() < MAX_PATH && !dir.contains(&0) {
                 orders.run_dirs[i][..dir.len()].copy_from_slice(dir);
                 orders.run_dir_lens[i] = dir.len();
+                orders.run_dir_ids[i] = (meta.dev(), meta.ino());
             }
         }
         // SAFETY: the child runs only `reaper_main`, which makes async-signal-safe calls on
@@ -156,9 +163,11 @@ fn reaper_main(lifeline: UnixStream, orders: &Orders) -> ! {
         listen_until_closed(&lifeline);
         sweep(orders, &[], &[]);
     }
-    for (dir, &len) in orders.run_dirs.iter().zip(&orders.run_dir_lens) {
+    for ((dir, &len), &id) in
+        orders.run_dirs.iter().zip(&orders.run_dir_lens).zip(&orders.run_dir_ids)
+    {
         if len > 0 {
-            remove_tree(&dir[..len]);
+            remove_tree(&dir[..len], id);
         }
     }
     // SAFETY: _exit(2) ends this process at once; nothing of the binary's runs after it —
@@ -334,19 +343,35 @@ fn kill_if_same(p: ProcInfo) {
     }
 }
 
-/// Removes the directory at `path` and everything in it, without following symbolic links
-/// and without allocating: one path buffer and one directory listing at a time. Entries that
-/// cannot be removed are left (the walk is bounded).
-fn remove_tree(path: &[u8]) {
+/// How deep [`remove_tree`] goes: a fixture's directory holds a data directory a few levels
+/// deep; deeper is left.
+const REMOVE_DEPTH: usize = 32;
+
+/// Removes the directory at `path` and everything in it — only if it is still the directory
+/// `id` (device, inode) names: the binary may have removed it at its exit, and in a
+/// world-writable `/tmp` or `/dev/shm` anybody may have made another at that name since.
+/// Walks with directory descriptors (`openat`, `unlinkat`), never by path below the top and
+/// never through a symbolic link, so that nothing a service's user renames inside its
+/// directory can send the walk elsewhere; without allocating. Entries that cannot be removed
+/// are left (the walk is bounded).
+fn remove_tree(path: &[u8], id: (u64, u64)) {
     let mut buf = [0u8; MAX_PATH + 1];
     buf[..path.len()].copy_from_slice(path);
-    let root = path.len();
-    let mut len = root;
+    let Ok(top) = CStr::from_bytes_with_nul(&buf[..=path.len()]) else { return };
+    let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+    let Ok(root) = rustix::fs::open(top, flags, Mode::empty()) else { return };
+    match rustix::fs::fstat(&root) {
+        Ok(stat) if (stat.st_dev, stat.st_ino) == id => {}
+        _ => return,
+    }
+    let mut dirs: [Option<OwnedFd>; REMOVE_DEPTH] = std::array::from_fn(|_| None);
+    let mut names = [[0u8; 256]; REMOVE_DEPTH];
+    dirs[0] = Some(root);
+    let mut depth = 1;
     for _ in 0..100_000 {
-        buf[len] = 0;
-        let Ok(here) = CStr::from_bytes_with_nul(&buf[..=len]) else { return };
-        let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
-        let Ok(dir) = rustix::fs::open(here, flags, Mode::empty()) else { return };
+        let Some(dir) = dirs[depth - 1].as_ref() else { return };
+        // Read from the start again: entries were removed since, a child emptied.
+        let _ = rustix::fs::seek(dir, rustix::fs::SeekFrom::Start(0));
         let mut descend: Option<([u8; 256], usize)> = None;
         platform::for_each_dir_entry(dir.as_fd(), |name| {
             if descend.is_some() || name == b"." || name == b".." || name.len() > 255 {
@@ -357,28 +382,39 @@ fn remove_tree(path: &[u8]) {
             let Ok(entry_name) = CStr::from_bytes_with_nul(&entry[..=name.len()]) else {
                 return;
             };
-            let unlinked = rustix::fs::unlinkat(&dir, entry_name, AtFlags::empty());
+            let unlinked = rustix::fs::unlinkat(dir, entry_name, AtFlags::empty());
             if unlinked == Err(rustix::io::Errno::ISDIR) {
                 descend = Some((entry, name.len()));
             }
         });
-        drop(dir);
-        match descend {
-            Some((name, n)) if len + 1 + n < MAX_PATH => {
-                buf[len] = b'/';
-                buf[len + 1..len + 1 + n].copy_from_slice(&name[..n]);
-                len += 1 + n;
+        let opened = descend.filter(|_| depth < REMOVE_DEPTH).and_then(|(name, n)| {
+            let entry = CStr::from_bytes_with_nul(&name[..=n]).ok()?;
+            let child = rustix::fs::openat(dir, entry, flags, Mode::empty()).ok()?;
+            Some((child, name))
+        });
+        match opened {
+            Some((child, name)) => {
+                dirs[depth] = Some(child);
+                names[depth] = name;
+                depth += 1;
             }
-            _ => {
-                // Empty now (or holding what cannot go): remove it, and go up.
-                let _ = rustix::fs::unlinkat(CWD, here, AtFlags::REMOVEDIR);
-                if len <= root {
+            None => {
+                // Empty now (or holding what cannot go): remove it from its parent, go up.
+                dirs[depth - 1] = None;
+                depth -= 1;
+                if depth == 0 {
+                    // The top, which is still ours: checked above, and in a sticky directory
+                    // nobody else may replace another user's entry.
+                    let _ = rustix::fs::unlinkat(CWD, top, AtFlags::REMOVEDIR);
                     return;
                 }
-                while len > root && buf[len - 1] != b'/' {
-                    len -= 1;
+                let name = &names[depth];
+                let n = name.iter().position(|&b| b == 0).unwrap_or(name.len());
+                if let (Some(parent), Ok(entry)) =
+                    (dirs[depth - 1].as_ref(), CStr::from_bytes_with_nul(&name[..=n.min(255)]))
+                {
+                    let _ = rustix::fs::unlinkat(parent, entry, AtFlags::REMOVEDIR);
                 }
-                len = len.saturating_sub(1).max(root);
             }
         }
     }
@@ -387,6 +423,41 @@ fn remove_tree(path: &[u8]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn id_of(path: &Path) -> (u64, u64) {
+        use std::os::unix::fs::MetadataExt;
+        let meta = std::fs::symlink_metadata(path).expect("it exists");
+        (meta.dev(), meta.ino())
+    }
+
+    /// The reaper removes a run directory and all in it, but never through a symbolic link,
+    /// and never a directory made at its name by somebody else after the binary removed it.
+    #[test]
+    fn a_run_directory_is_removed_only_if_it_is_the_one_made() {
+        let scratch = tempfile::tempdir().expect("a directory");
+        let outside = scratch.path().join("outside");
+        std::fs::create_dir(&outside).expect("mkdir");
+        std::fs::write(outside.join("keep"), b"not ours").expect("write");
+        let run = scratch.path().join("run");
+        std::fs::create_dir_all(run.join("fixture/data/base/1")).expect("mkdir");
+        std::fs::write(run.join("fixture/data/base/1/file"), b"x").expect("write");
+        std::os::unix::fs::symlink(&outside, run.join("fixture/link")).expect("symlink");
+        let made = id_of(&run);
+        let bytes = run.as_os_str().as_bytes();
+
+        // Made again at the same name: another directory, left alone.
+        std::fs::rename(&run, scratch.path().join("moved")).expect("rename");
+        std::fs::create_dir(&run).expect("mkdir");
+        std::fs::write(run.join("theirs"), b"y").expect("write");
+        remove_tree(bytes, made);
+        assert!(run.join("theirs").exists(), "another directory at the name is not removed");
+        std::fs::remove_dir_all(&run).expect("cleanup");
+
+        std::fs::rename(scratch.path().join("moved"), &run).expect("rename back");
+        remove_tree(bytes, made);
+        assert!(!run.exists(), "the run directory is removed, however deep");
+        assert!(outside.join("keep").exists(), "nothing is removed through a symbolic link");
+    }
 
     fn info(pid: u32, sid: u32, start_time: u64) -> ProcInfo {
         ProcInfo { pid, ppid: 1, pgid: sid, sid, start_time }
