@@ -207,7 +207,10 @@ impl SharedFixture {
             Some(kept) => kept.map(|kept| {
                 let fixture = Fixture::kept(kept);
                 let spec = (self.spec)();
-                let preset = spec.preset_use(fixture.details().url.as_deref(), None);
+                // Its socket too: administration goes through it, where the server trusts its
+                // owner, instead of TCP, where it asks for a password.
+                let details = fixture.details();
+                let preset = spec.preset_use(details.url.as_deref(), details.socket.clone());
                 fixture.using(preset)
             }),
             None => self.start(),

@@ -39,7 +39,7 @@ fn clean_database() -> Database {
 fn psql(url: &str, sql: &str) -> String {
     let psql = postgres_bin("psql").expect("psql");
     let out = std::process::Command::new(psql)
-        .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-tA", "-d", url, "-c", sql])
+        .args(["-X", "-q", "-w", "-v", "ON_ERROR_STOP=1", "-tA", "-d", url, "-c", sql])
         .output()
         .expect("psql runs");
     assert!(out.status.success(), "psql: {}", String::from_utf8_lossy(&out.stderr));

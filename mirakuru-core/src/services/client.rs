@@ -86,15 +86,17 @@ impl Conn {
             return Err(Error::other(format!("the server sent more than {MAX_ANSWER} bytes")));
         }
         let mut buf = [0u8; 4096];
-        let n = match &mut self.stream {
-            Stream::Tcp(s) => {
-                s.set_read_timeout(Some(left))?;
-                s.read(&mut buf)?
+        let read = match &mut self.stream {
+            Stream::Tcp(s) => s.set_read_timeout(Some(left)).and_then(|()| s.read(&mut buf)),
+            Stream::Unix(s) => s.set_read_timeout(Some(left)).and_then(|()| s.read(&mut buf)),
+        };
+        let n = match read {
+            Ok(n) => n,
+            // The read timeout: the deadline has come.
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+                return Err(Error::new(ErrorKind::TimedOut, "the server's answer took too long"));
             }
-            Stream::Unix(s) => {
-                s.set_read_timeout(Some(left))?;
-                s.read(&mut buf)?
-            }
+            Err(e) => return Err(e),
         };
         self.read += n;
         into.extend_from_slice(&buf[..n]);

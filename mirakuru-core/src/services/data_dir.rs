@@ -3,7 +3,7 @@
 //! user's lock directory (`$TMPDIR/mirakuru-<uid>/`, 0700), keyed by what made it (the
 //! program, its version, the options), and made by one process while the others wait.
 
-use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -20,6 +20,9 @@ const PREPARE_WAIT: Duration = Duration::from_secs(300);
 /// of a preparation that died.
 const READY: &str = ".mirakuru-prepared";
 
+/// The password a prepared directory was made with, beside it (0600), for a recipe with one.
+const SECRET: &str = ".mirakuru-secret";
+
 /// What makes a prepared directory: a name for messages and paths, and everything it
 /// depends on.
 #[derive(Debug)]
@@ -31,17 +34,21 @@ pub(crate) struct Recipe<'a> {
     pub(crate) options: &'a [&'a str],
     /// The user that owns it.
     pub(crate) owner: Option<(u32, u32)>,
+    /// Whether it is made with a password of its own (see [`Recipe::copy_to`]).
+    pub(crate) secret: bool,
 }
 
 impl Recipe<'_> {
     /// Copies the directory prepared for this recipe into `dest` (made, mode 0700, owned by the
     /// recipe's owner), preparing it first if no process has: with the command `init` makes
-    /// for the directory it is given, run as the owner, in that directory.
+    /// for the directory it is given, run as the owner, in that directory. With `secret`, a
+    /// random password is made for the preparation, in a file (readable by the owner) whose
+    /// path `init` gets; returns it, the same for every copy.
     pub(crate) fn copy_to(
         &self,
         dest: &Path,
-        init: impl FnOnce(&Path) -> std::process::Command,
-    ) -> Result<(), Error> {
+        init: impl FnOnce(&Path, Option<&Path>) -> std::process::Command,
+    ) -> Result<Option<String>, Error> {
         let io = |action: String| {
             move |e: std::io::Error| Error::Io { command: self.name.to_string(), action, source: e }
         };
@@ -66,7 +73,13 @@ impl Recipe<'_> {
             "copying {} to {} for",
             cache.display(),
             dest.display()
-        )))
+        )))?;
+        match self.secret {
+            true => std::fs::read_to_string(cache.join(SECRET))
+                .map(|s| Some(s.trim().to_string()))
+                .map_err(io(format!("reading the password of {}", cache.display()))),
+            false => Ok(None),
+        }
     }
 
     fn cache_dir(&self) -> std::io::Result<PathBuf> {
@@ -89,7 +102,7 @@ impl Recipe<'_> {
     fn prepare(
         &self,
         cache: &Path,
-        init: impl FnOnce(&Path) -> std::process::Command,
+        init: impl FnOnce(&Path, Option<&Path>) -> std::process::Command,
     ) -> Result<(), Error> {
         let io = |action: &str| {
             let action = format!("{action} {}", cache.display());
@@ -104,7 +117,16 @@ impl Recipe<'_> {
         if let Some((uid, gid)) = self.owner {
             std::os::unix::fs::chown(&data, Some(uid), Some(gid)).map_err(io("preparing"))?;
         }
-        let mut command = init(&data);
+        let secret = match self.secret {
+            true => Some(new_secret().map_err(io("making a password for"))?),
+            false => None,
+        };
+        let secret_file = work.path().join("secret");
+        if let Some(secret) = &secret {
+            std::fs::write(&secret_file, secret).map_err(io("making a password for"))?;
+            own(&secret_file, self.owner).map_err(io("making a password for"))?;
+        }
+        let mut command = init(&data, secret.as_ref().map(|_| secret_file.as_path()));
         // Its working directory must be one the owner may enter.
         command.current_dir(&data);
         if let Some((uid, gid)) = self.owner {
@@ -121,6 +143,16 @@ impl Recipe<'_> {
             }
             renamed => renamed.map_err(io("keeping"))?,
         }
+        if let Some(secret) = &secret {
+            use std::io::Write;
+            let mut file = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(cache.join(SECRET))
+                .map_err(io("keeping the password of"))?;
+            file.write_all(secret.as_bytes()).map_err(io("keeping the password of"))?;
+        }
         std::fs::write(cache.join(READY), b"").map_err(io("keeping"))?;
         Ok(())
     }
@@ -133,7 +165,7 @@ fn copy_tree(from: &Path, to: &Path, owner: Option<(u32, u32)>) -> std::io::Resu
     own(to, owner)?;
     for entry in std::fs::read_dir(from)? {
         let entry = entry?;
-        if entry.file_name() == READY {
+        if entry.file_name() == READY || entry.file_name() == SECRET {
             continue;
         }
         let (source, target) = (entry.path(), to.join(entry.file_name()));
@@ -156,6 +188,13 @@ fn copy_tree(from: &Path, to: &Path, owner: Option<(u32, u32)>) -> std::io::Resu
     Ok(())
 }
 
+/// 32 random hex digits.
+fn new_secret() -> std::io::Result<String> {
+    let mut bytes = [0u8; 16];
+    crate::platform::random_bytes(&mut bytes)?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+}
+
 fn own(path: &Path, owner: Option<(u32, u32)>) -> std::io::Result<()> {
     match owner {
         Some((uid, gid)) => std::os::unix::fs::chown(path, Some(uid), Some(gid)),
@@ -176,9 +215,10 @@ mod tests {
             programs: &[program.path()],
             options: &options,
             owner: None,
+            secret: false,
         };
         let runs = std::cell::Cell::new(0);
-        let init = |_: &Path| {
+        let init = |_: &Path, _: Option<&Path>| {
             runs.set(runs.get() + 1);
             let mut sh = std::process::Command::new("sh");
             sh.args(["-c", "mkdir base && printf prepared > base/file"]);

@@ -21,7 +21,7 @@ use crate::Error;
 /// #[test]
 /// fn inserts_land_in_a_clean_database() {
 ///     let db = PG.database();
-///     // connect with db.url(): postgresql://postgres@127.0.0.1:<port>/mirakuru_<…>
+///     // connect with db.url(): postgresql://postgres:<password>@127.0.0.1:<port>/mirakuru_<…>
 ///     # let _ = db;
 /// }
 /// ```
@@ -67,7 +67,7 @@ impl Database {
         &self.name
     }
 
-    /// The URL a client connects with: `postgresql://postgres@127.0.0.1:5432/<name>`,
+    /// The URL a client connects with: `postgresql://postgres:<password>@127.0.0.1:5432/<name>`,
     /// `mysql://root@127.0.0.1:3306/<name>`, `redis://127.0.0.1:6379/<index>` (with the
     /// password of an external service's URL, if it had one).
     pub fn url(&self) -> &str {

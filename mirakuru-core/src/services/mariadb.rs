@@ -89,8 +89,9 @@ impl Preset for Mariadb {
             programs: &[&server, &install],
             options: DATA_OPTIONS,
             owner,
+            secret: false,
         };
-        recipe.copy_to(&places.tmpdir.join("data"), |data| {
+        recipe.copy_to(&places.tmpdir.join("data"), |data, _| {
             let mut install_db = std::process::Command::new(&install);
             install_db
                 .arg("--no-defaults")

@@ -7,7 +7,7 @@
 //! ```no_run
 //! let pg = mirakuru::services::postgres().start()?;
 //! let db = pg.database()?;                  // a fresh database, dropped with `db`
-//! assert!(db.url().starts_with("postgresql://postgres@127.0.0.1:"));
+//! assert!(db.url().starts_with("postgresql://postgres:"));
 //! # Ok::<(), mirakuru::Error>(())
 //! ```
 //!
@@ -54,7 +54,9 @@ pub(crate) use external::{attach, external};
 /// PostgreSQL: `initdb` once per version into a cache, copied for each server; `fsync`,
 /// `synchronous_commit` and `full_page_writes` off; ready as `pg_isready` decides; as the
 /// `postgres` user when root. [`Fixture::url`](crate::Fixture::url) is
-/// `postgresql://postgres@127.0.0.1:<port>/postgres`, the socket is in the fixture's
+/// `postgresql://postgres:<password>@127.0.0.1:<port>/postgres` (a password made with the
+/// cluster: over TCP, any local user could otherwise log in as the superuser; the socket, in
+/// the fixture's 0700 directory, trusts its owner), the socket is in the fixture's
 /// directory; [`Fixture::database`](crate::Fixture::database) creates a database per test,
 /// from a template holding [`Spec::load`](crate::fixture::Spec::load)'s schema.
 ///

@@ -133,7 +133,8 @@ fn first_column(body: &[u8]) -> Option<String> {
 /// An ErrorResponse's SQLSTATE and message, as the readiness check reads them.
 fn error(body: &[u8]) -> Failure {
     let (code, message) = crate::ready::postgres::error_fields(body);
-    Failure::Server(code.unwrap_or_default(), message.unwrap_or_default())
+    let message = message.unwrap_or_else(|| "an error without a message".into());
+    Failure::Server(code.unwrap_or_else(|| "?????".into()), message)
 }
 
 #[cfg(test)]

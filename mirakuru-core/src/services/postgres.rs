@@ -40,10 +40,23 @@ const SEARCH: Search = Search {
               macOS: brew install postgresql",
 };
 
-/// initdb's options: the superuser `postgres` without a password (trust), the C locale (no
-/// locale needs to be installed), 1 MB WAL segments.
-const INITDB_OPTIONS: &[&str] =
-    &["-U", "postgres", "--auth=trust", "-E", "UTF8", "--locale=C", "--no-sync"];
+/// initdb's options: the superuser `postgres`, trusted on the unix socket (in the fixture's
+/// 0700 directory: its owner only) and asked for its password over TCP, where any local user
+/// could otherwise become the superuser and run programs as the server's user (`COPY … TO
+/// PROGRAM`); the C locale (no locale needs to be installed).
+const INITDB_OPTIONS: &[&str] = &[
+    "-U",
+    "postgres",
+    "--auth-local=trust",
+    "--auth-host=scram-sha-256",
+    "-E",
+    "UTF8",
+    "--locale=C",
+    "--no-sync",
+];
+
+/// The file in the fixture's directory holding the superuser's password.
+const SECRET_FILE: &str = "password";
 
 /// The superuser that initdb made.
 const SUPERUSER: &str = "postgres";
@@ -121,22 +134,36 @@ impl Preset for Postgres {
             programs: &[&postgres, &initdb],
             options: INITDB_OPTIONS,
             owner,
+            secret: true,
         };
         // initdb refuses root: where the server runs as `postgres`, so does initdb.
-        recipe.copy_to(&places.tmpdir.join("data"), |data| {
+        let password = recipe.copy_to(&places.tmpdir.join("data"), |data, secret| {
             let mut initdb = std::process::Command::new(&initdb);
             initdb.args(INITDB_OPTIONS).arg("-D").arg(data);
+            if let Some(file) = secret {
+                initdb.arg(format!("--pwfile={}", file.display()));
+            }
             initdb
         })?;
+        // Kept beside the server for `endpoint`, in the fixture's private directory.
+        if let Some(password) = password {
+            let file = places.tmpdir.join(SECRET_FILE);
+            std::fs::write(&file, password).map_err(|source| Error::Io {
+                command: "postgres".into(),
+                action: format!("writing {}", file.display()),
+                source,
+            })?;
+        }
         Ok(command.with_program(postgres.into_os_string()))
     }
 
     fn endpoint(&self, host: &str, port: Option<u16>, tmpdir: &Path) -> Endpoint {
         let port = port.unwrap_or(5432);
+        let password = std::fs::read_to_string(tmpdir.join(SECRET_FILE)).ok();
         Endpoint {
             scheme: "postgresql".into(),
             user: Some(SUPERUSER.into()),
-            password: None,
+            password: password.map(|p| p.trim().to_string()),
             host: host.into(),
             port,
             path: Some("postgres".into()),
@@ -324,12 +351,14 @@ impl Admin {
             move |source| Error::Io { command: "psql".into(), action, source }
         };
         let lock = open_lock(&lock_path).map_err(io("locking the template"))?;
-        lock_within(
-            &lock,
-            rustix::fs::FlockOperation::NonBlockingLockExclusive,
-            REQUEST_TIMEOUT * 4,
-        )
-        .map_err(io("locking the template"))?;
+        let exclusive = rustix::fs::FlockOperation::NonBlockingLockExclusive;
+        let locked =
+            lock_within(&lock, exclusive, LOAD_TIMEOUT).map_err(io("locking the template"))?;
+        if !locked {
+            // Another process has been loading it for as long as a load may take.
+            let timed_out = std::io::Error::from(std::io::ErrorKind::TimedOut);
+            return Err(io("waiting for another process loading the template")(timed_out));
+        }
         let mut exists = self.psql(None)?;
         exists
             .args(["-At", "-c"])

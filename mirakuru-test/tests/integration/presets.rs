@@ -17,7 +17,7 @@ use crate::{in_child, in_child_unprivileged};
 fn sql(url: &str, sql: &str) -> Result<String, String> {
     let psql = postgres_bin("psql").ok_or("no psql")?;
     let out = std::process::Command::new(psql)
-        .args(["-X", "-d", url, "-tAc", sql])
+        .args(["-X", "-w", "-d", url, "-tAc", sql])
         .output()
         .map_err(|e| e.to_string())?;
     match out.status.success() {
@@ -73,7 +73,10 @@ fn postgres_databases_are_isolated_and_dropped() {
     let schema =
         schema_file(dir.path(), "CREATE TABLE items (id serial PRIMARY KEY, name text);\n");
     let pg = services::postgres().load(&schema).start().expect("PostgreSQL starts");
-    assert!(pg.url().starts_with("postgresql://postgres@127.0.0.1:"), "{}", pg.url());
+    assert!(pg.url().starts_with("postgresql://postgres:"), "{}", pg.url());
+    // The password guards TCP: without it, another local user is refused.
+    let bare = format!("postgresql://postgres@127.0.0.1:{}/postgres", pg.port());
+    assert!(sql(&bare, "SELECT 1").is_err_and(|e| e.contains("password")), "no password");
     assert_eq!(pg.user(), Some("postgres"));
     assert!(pg.socket().exists(), "the unix socket {}", pg.socket().display());
     let (a, b) = (pg.database().expect("a database"), pg.database().expect("another"));
