@@ -188,14 +188,14 @@ fn copy_tree(from: &Path, to: &Path, owner: Option<(u32, u32)>) -> std::io::Resu
     Ok(())
 }
 
-/// 32 random hex digits.
-fn new_secret() -> std::io::Result<String> {
+/// 32 random hex digits: a server's password.
+pub(crate) fn new_secret() -> std::io::Result<String> {
     let mut bytes = [0u8; 16];
     crate::platform::random_bytes(&mut bytes)?;
     Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
 }
 
-fn own(path: &Path, owner: Option<(u32, u32)>) -> std::io::Result<()> {
+pub(crate) fn own(path: &Path, owner: Option<(u32, u32)>) -> std::io::Result<()> {
     match owner {
         Some((uid, gid)) => std::os::unix::fs::chown(path, Some(uid), Some(gid)),
         None => Ok(()),

@@ -79,8 +79,9 @@ impl Endpoint {
     /// The URL, with another path.
     pub(crate) fn url_with_path(&self, path: Option<&str>) -> String {
         let mut url = format!("{}://", self.scheme);
-        if let Some(user) = &self.user {
-            url.push_str(&encode(user));
+        // `user:password@`, `user@`, or `:password@` (Redis's `requirepass` has no user).
+        if self.user.is_some() || self.password.is_some() {
+            url.push_str(&encode(self.user.as_deref().unwrap_or("")));
             if let Some(password) = &self.password {
                 let _ = write!(url, ":{}", encode(password));
             }
@@ -167,6 +168,9 @@ mod tests {
             "postgresql://app:p%40ss@db.example:6543/t1?sslmode=off",
             "the query is given on"
         );
+        let redis = Endpoint::parse("redis://:s3cret@127.0.0.1:6390/2", 6379).expect("a valid URL");
+        assert_eq!((redis.user.as_deref(), redis.password.as_deref()), (None, Some("s3cret")));
+        assert_eq!(redis.url(), "redis://:s3cret@127.0.0.1:6390/2", "a password without a user");
         let v6 = Endpoint::parse("redis://[::1]", 6379).expect("a valid URL");
         assert_eq!((v6.host.as_str(), v6.port, v6.user.clone()), ("::1", 6379, None));
         assert_eq!(v6.url(), "redis://[::1]:6379/");

@@ -54,6 +54,7 @@ pub(crate) fn shown(endpoint: &Endpoint) -> String {
     match (hidden, &shown.user) {
         // `scheme://user@…` becomes `scheme://user:***@…`.
         (true, Some(user)) => url.replacen(&format!("{user}@"), &format!("{user}:***@"), 1),
+        (true, None) => url.replacen("://", "://:***@", 1),
         _ => url,
     }
 }

@@ -70,7 +70,8 @@ pub fn postgres() -> Spec {
 /// Redis: no persistence, stopped with SIGKILL (it has nothing to save, and answers SIGTERM
 /// only at its next timer tick); ready when it answers `PING`; 64 databases, of which
 /// [`Fixture::database`](crate::Fixture::database) gives each test one of its own, flushed.
-/// [`Fixture::url`](crate::Fixture::url) is `redis://127.0.0.1:<port>/0`.
+/// [`Fixture::url`](crate::Fixture::url) is `redis://default:<password>@127.0.0.1:<port>/0`: a
+/// password made at each start, in a configuration file only the server's user reads.
 ///
 /// Binaries: `$MIRAKURU_REDIS_BIN`, then `PATH`, then `/usr/sbin`, `/usr/local/sbin`.
 /// External: `MIRAKURU_REDIS_URL`.

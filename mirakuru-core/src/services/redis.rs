@@ -27,6 +27,9 @@ const SEARCH: Search = Search {
     install: "Debian/Ubuntu: apt-get install redis-server; macOS: brew install redis",
 };
 
+/// The file in the fixture's directory holding the server's password.
+const SECRET_FILE: &str = "password";
+
 /// The databases a preset's server has: one per test running at once, and index 0.
 const DATABASES: &str = "64";
 
@@ -36,6 +39,8 @@ pub(crate) struct Redis;
 pub(crate) fn spec() -> Spec {
     let cmd = [
         "redis-server",
+        // First: its password, out of the process list (see `prepare`).
+        "{tmpdir}/redis.conf",
         "--port",
         "{port}",
         "--bind",
@@ -76,21 +81,48 @@ impl Preset for Redis {
         6379
     }
 
+    /// A password of its own (`requirepass`, in a configuration file only the server's user
+    /// reads): on 127.0.0.1 without one, any local user could use it, and with `CONFIG SET
+    /// dir` write files as its user.
     fn prepare(
         &self,
         command: &Command,
-        _places: &Places<'_>,
-        _owner: Option<(u32, u32)>,
+        places: &Places<'_>,
+        owner: Option<(u32, u32)>,
     ) -> Result<Command, Error> {
         let server = SEARCH.find(&["redis-server"])?;
+        let io = |source| Error::Io {
+            command: server.display().to_string(),
+            action: format!("writing its configuration into {}", places.tmpdir.display()),
+            source,
+        };
+        let password = super::data_dir::new_secret().map_err(io)?;
+        for (name, text) in
+            [("redis.conf", format!("requirepass {password}\n")), (SECRET_FILE, password.clone())]
+        {
+            use std::io::Write;
+            use std::os::unix::fs::OpenOptionsExt;
+            let path = places.tmpdir.join(name);
+            let mut file = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&path)
+                .map_err(io)?;
+            file.write_all(text.as_bytes()).map_err(io)?;
+            super::data_dir::own(&path, owner).map_err(io)?;
+        }
         Ok(command.with_program(server.into_os_string()))
     }
 
     fn endpoint(&self, host: &str, port: Option<u16>, tmpdir: &Path) -> Endpoint {
+        let password = std::fs::read_to_string(tmpdir.join(SECRET_FILE)).ok();
         Endpoint {
             scheme: "redis".into(),
-            user: None,
-            password: None,
+            // `requirepass` is the password of the user `default` (Redis 6+): named, since
+            // redis-cli sends an empty user name for `redis://:password@…`, and fails.
+            user: password.as_ref().map(|_| "default".into()),
+            password: password.map(|p| p.trim().to_string()),
             host: host.into(),
             port: port.unwrap_or(6379),
             path: Some("0".into()),

@@ -192,7 +192,10 @@ fn redis_preset_gives_each_test_a_flushed_database_of_its_own() {
         return;
     }
     let server = services::redis().start().expect("Redis starts");
-    assert!(server.url().starts_with("redis://127.0.0.1:"), "{}", server.url());
+    assert!(server.url().starts_with("redis://default:"), "{}", server.url());
+    // The password guards the port: without it, another local user is refused.
+    let bare = format!("redis://127.0.0.1:{}", server.port());
+    assert!(redis(&bare, &["SET", "k", "v"]).is_ok_and(|a| a.starts_with("NOAUTH")), "no password");
     let (a, b) = (server.database().expect("a database"), server.database().expect("another"));
     assert_ne!(a.name(), b.name());
     redis(a.url(), &["SET", "k", "a"]).expect("SET");
