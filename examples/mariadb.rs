@@ -31,6 +31,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let out = Command::new("mariadb")
         .args(["--no-defaults", "--protocol=tcp", "-N", "-B", "-u", "root"])
         .arg(format!("--port={}", db.port()))
+        .env("MYSQL_PWD", db.password().unwrap_or_default())
         .arg(format!("--database={}", db.name()))
         .args(["-e", "INSERT INTO fruit VALUES ('mango'); SELECT * FROM fruit"])
         .output()?;

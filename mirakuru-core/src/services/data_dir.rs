@@ -92,7 +92,7 @@ impl Recipe<'_> {
                 (meta.len(), meta.mtime(), meta.mtime_nsec(), meta.ino()).hash(&mut hasher);
             }
         }
-        (self.options, self.owner).hash(&mut hasher);
+        (self.options, self.owner, self.secret).hash(&mut hasher);
         let dir = user_dir().map_err(std::io::Error::other)?;
         Ok(dir.join(format!("{}-{:016x}", self.name, hasher.finish())))
     }
@@ -186,6 +186,29 @@ fn copy_tree(from: &Path, to: &Path, owner: Option<(u32, u32)>) -> std::io::Resu
         }
     }
     Ok(())
+}
+
+/// The file in a fixture's directory holding its server's password: written by `prepare`, read
+/// by `endpoint` (the directory is 0700, its owner the service's user or the caller).
+const FIXTURE_SECRET: &str = "password";
+
+/// Keeps `password` in the fixture's directory `dir` (0600, owned by `owner`).
+pub(crate) fn keep_secret(
+    dir: &Path,
+    password: &str,
+    owner: Option<(u32, u32)>,
+) -> std::io::Result<()> {
+    use std::io::Write;
+    let path = dir.join(FIXTURE_SECRET);
+    let mut file =
+        std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&path)?;
+    file.write_all(password.as_bytes())?;
+    own(&path, owner)
+}
+
+/// The password kept in the fixture's directory `dir`, if any.
+pub(crate) fn kept_secret(dir: &Path) -> Option<String> {
+    std::fs::read_to_string(dir.join(FIXTURE_SECRET)).ok().map(|p| p.trim().to_string())
 }
 
 /// 32 random hex digits: a server's password.

@@ -68,7 +68,7 @@ impl Database {
     }
 
     /// The URL a client connects with: `postgresql://postgres:<password>@127.0.0.1:5432/<name>`,
-    /// `mysql://root@127.0.0.1:3306/<name>`, `redis://default:<password>@127.0.0.1:6379/<index>` (with the
+    /// `mysql://root:<password>@127.0.0.1:3306/<name>`, `redis://default:<password>@127.0.0.1:6379/<index>` (with the
     /// password of an external service's URL, if it had one).
     pub fn url(&self) -> &str {
         &self.url

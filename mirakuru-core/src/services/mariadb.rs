@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use super::binaries::Search;
 use super::client::{run_client, run_client_within, wait_ready, LOAD_TIMEOUT};
-use super::data_dir::Recipe;
+use super::data_dir::{keep_secret, kept_secret, Recipe};
 use super::postgres::unique_name;
 use super::{service_user, Database, Endpoint, Preset};
 use crate::command::Command;
@@ -89,19 +89,40 @@ impl Preset for Mariadb {
             programs: &[&server, &install],
             options: DATA_OPTIONS,
             owner,
-            secret: false,
+            secret: true,
         };
-        recipe.copy_to(&places.tmpdir.join("data"), |data, _| {
-            let mut install_db = std::process::Command::new(&install);
-            install_db
-                .arg("--no-defaults")
-                .arg(format!("--datadir={}", data.display()))
-                .args(["--auth-root-authentication-method=normal", "--skip-test-db"])
-                .arg("--skip-name-resolve")
-                .arg(format!("--tmpdir={}", data.display()))
+        // mariadb-install-db leaves root without a password: on 127.0.0.1, any local user
+        // could be it. The server in bootstrap mode then gives root the recipe's password.
+        let password = recipe.copy_to(&places.tmpdir.join("data"), |data, secret| {
+            let mut init = std::process::Command::new("sh");
+            // Positional parameters, never pasted into the script: the programs, the data
+            // directory, the password's file, then the options.
+            let script = r#"install=$0 server=$1 data=$2 secret=$3; shift 3
+"$install" --no-defaults --datadir="$data" --tmpdir="$data" \
+    --auth-root-authentication-method=normal --skip-test-db --skip-name-resolve "$@" || exit
+pw=$(cat "$secret") || exit
+{
+    echo "FLUSH PRIVILEGES;" # bootstrap mode starts without the grant tables
+    for host in localhost 127.0.0.1 ::1; do
+        printf "ALTER USER 'root'@'%s' IDENTIFIED BY '%s';\n" "$host" "$pw"
+    done
+} | "$server" --no-defaults --datadir="$data" --tmpdir="$data" "$@" --bootstrap"#;
+            init.arg("-c")
+                .arg(script)
+                .arg(&install)
+                .arg(&server)
+                .arg(data)
+                .arg(secret.unwrap_or(Path::new("/dev/null")))
                 .args(DATA_OPTIONS);
-            install_db
+            init
         })?;
+        if let Some(password) = password {
+            keep_secret(places.tmpdir, &password, owner).map_err(|source| Error::Io {
+                command: "mariadbd".into(),
+                action: format!("keeping its password in {}", places.tmpdir.display()),
+                source,
+            })?;
+        }
         Ok(command.with_program(server.into_os_string()))
     }
 
@@ -109,7 +130,7 @@ impl Preset for Mariadb {
         Endpoint {
             scheme: "mysql".into(),
             user: Some("root".into()),
-            password: None,
+            password: kept_secret(tmpdir),
             host: host.into(),
             port: port.unwrap_or(3306),
             path: None,

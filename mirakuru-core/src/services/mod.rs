@@ -81,7 +81,8 @@ pub fn redis() -> Spec {
 
 /// MariaDB (Oracle MySQL's `mysqld --initialize` is not supported): `mariadb-install-db` once into a
 /// cache, copied for each server; ready when it sends its handshake; as the `mysql` user
-/// when root. [`Fixture::url`](crate::Fixture::url) is `mysql://root@127.0.0.1:<port>/`;
+/// when root. [`Fixture::url`](crate::Fixture::url) is `mysql://root:<password>@127.0.0.1:<port>/`
+/// (root's password made with the data directory);
 /// [`Fixture::database`](crate::Fixture::database) creates a database per test (with
 /// [`Spec::load`](crate::fixture::Spec::load)'s schema), through the `mariadb` client.
 ///

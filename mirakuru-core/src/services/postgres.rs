@@ -19,7 +19,7 @@ use std::sync::Arc;
 
 use super::binaries::Search;
 use super::client::{run_client, run_client_within, wait_ready, LOAD_TIMEOUT, REQUEST_TIMEOUT};
-use super::data_dir::Recipe;
+use super::data_dir::{keep_secret, kept_secret, Recipe};
 use super::pg_wire::{self, Failure};
 use super::{service_user, Database, Endpoint, Preset};
 use crate::command::Command;
@@ -54,9 +54,6 @@ const INITDB_OPTIONS: &[&str] = &[
     "--locale=C",
     "--no-sync",
 ];
-
-/// The file in the fixture's directory holding the superuser's password.
-const SECRET_FILE: &str = "password";
 
 /// The superuser that initdb made.
 const SUPERUSER: &str = "postgres";
@@ -147,10 +144,9 @@ impl Preset for Postgres {
         })?;
         // Kept beside the server for `endpoint`, in the fixture's private directory.
         if let Some(password) = password {
-            let file = places.tmpdir.join(SECRET_FILE);
-            std::fs::write(&file, password).map_err(|source| Error::Io {
+            keep_secret(places.tmpdir, &password, owner).map_err(|source| Error::Io {
                 command: "postgres".into(),
-                action: format!("writing {}", file.display()),
+                action: format!("keeping its password in {}", places.tmpdir.display()),
                 source,
             })?;
         }
@@ -159,11 +155,10 @@ impl Preset for Postgres {
 
     fn endpoint(&self, host: &str, port: Option<u16>, tmpdir: &Path) -> Endpoint {
         let port = port.unwrap_or(5432);
-        let password = std::fs::read_to_string(tmpdir.join(SECRET_FILE)).ok();
         Endpoint {
             scheme: "postgresql".into(),
             user: Some(SUPERUSER.into()),
-            password: password.map(|p| p.trim().to_string()),
+            password: kept_secret(tmpdir),
             host: host.into(),
             port,
             path: Some("postgres".into()),

@@ -15,6 +15,7 @@ use rustix::fs::FlockOperation;
 
 use super::binaries::Search;
 use super::client::{redis_command, wait_ready, Conn, REQUEST_TIMEOUT};
+use super::data_dir::{keep_secret, kept_secret, new_secret, own};
 use super::{service_user, Database, Endpoint, Preset};
 use crate::command::Command;
 use crate::fixture::{lock_within, open_lock, user_dir, Places, Port, Spec};
@@ -26,9 +27,6 @@ const SEARCH: Search = Search {
     dirs: &["/usr/sbin", "/usr/local/sbin", "/opt/homebrew/bin"],
     install: "Debian/Ubuntu: apt-get install redis-server; macOS: brew install redis",
 };
-
-/// The file in the fixture's directory holding the server's password.
-const SECRET_FILE: &str = "password";
 
 /// The databases a preset's server has: one per test running at once, and index 0.
 const DATABASES: &str = "64";
@@ -96,33 +94,29 @@ impl Preset for Redis {
             action: format!("writing its configuration into {}", places.tmpdir.display()),
             source,
         };
-        let password = super::data_dir::new_secret().map_err(io)?;
-        for (name, text) in
-            [("redis.conf", format!("requirepass {password}\n")), (SECRET_FILE, password.clone())]
+        let password = new_secret().map_err(io)?;
+        let conf = places.tmpdir.join("redis.conf");
         {
             use std::io::Write;
             use std::os::unix::fs::OpenOptionsExt;
-            let path = places.tmpdir.join(name);
-            let mut file = std::fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(0o600)
-                .open(&path)
-                .map_err(io)?;
-            file.write_all(text.as_bytes()).map_err(io)?;
-            super::data_dir::own(&path, owner).map_err(io)?;
+            let mut options = std::fs::OpenOptions::new();
+            let mut file =
+                options.write(true).create_new(true).mode(0o600).open(&conf).map_err(io)?;
+            file.write_all(format!("requirepass {password}\n").as_bytes()).map_err(io)?;
         }
+        own(&conf, owner).map_err(io)?;
+        keep_secret(places.tmpdir, &password, owner).map_err(io)?;
         Ok(command.with_program(server.into_os_string()))
     }
 
     fn endpoint(&self, host: &str, port: Option<u16>, tmpdir: &Path) -> Endpoint {
-        let password = std::fs::read_to_string(tmpdir.join(SECRET_FILE)).ok();
+        let password = kept_secret(tmpdir);
         Endpoint {
             scheme: "redis".into(),
             // `requirepass` is the password of the user `default` (Redis 6+): named, since
             // redis-cli sends an empty user name for `redis://:password@…`, and fails.
             user: password.as_ref().map(|_| "default".into()),
-            password: password.map(|p| p.trim().to_string()),
+            password,
             host: host.into(),
             port: port.unwrap_or(6379),
             path: Some("0".into()),

@@ -33,6 +33,7 @@ fn mysql(db: &Database, sql: &str) -> Result<String, String> {
         .arg(format!("--host={}", db.host()))
         .arg(format!("--port={}", db.port()))
         .arg(format!("--user={}", db.user().unwrap_or("root")))
+        .env("MYSQL_PWD", db.password().unwrap_or(""))
         .arg(format!("--database={}", db.name()))
         .args(["-e", sql])
         .output()
@@ -228,7 +229,24 @@ fn mariadb_preset_databases_are_isolated_and_dropped() {
         .timeout(Duration::from_secs(120))
         .start()
         .expect("MariaDB starts");
-    assert!(db.url().starts_with("mysql://root@127.0.0.1:"), "{}", db.url());
+    assert!(db.url().starts_with("mysql://root:"), "{}", db.url());
+    // The password guards the port: without it, another local user is refused.
+    let refused = std::process::Command::new("mariadb")
+        .args([
+            "--no-defaults",
+            "--protocol=tcp",
+            "-h",
+            "127.0.0.1",
+            "-u",
+            "root",
+            "-e",
+            "SELECT 1",
+        ])
+        .arg(format!("--port={}", db.port()))
+        .env_remove("MYSQL_PWD")
+        .output()
+        .expect("mariadb runs");
+    assert!(!refused.status.success(), "root without a password is refused");
     let (a, b) = (db.database().expect("a database"), db.database().expect("another"));
     mysql(&a, "INSERT INTO items VALUES (1, 'a')").expect("insert");
     assert_eq!(mysql(&b, "SELECT count(*) FROM items").as_deref(), Ok("0"));
