@@ -48,8 +48,11 @@ pub(crate) use run_dir::{data_dir, private_dir};
 /// the binary at that moment leaves nothing either.
 pub(crate) fn ensure_reaper() {
     let _ = run_dir::run_dir();
-    if let Ok(supervisor) = supervisor::get() {
-        supervisor.ensure_reaper();
+    match supervisor::get() {
+        // Once forked, it stays: no round trip to the supervisor thread at each start.
+        Ok(supervisor) if supervisor.reaper_pid().is_some() => {}
+        Ok(supervisor) => supervisor.ensure_reaper(),
+        Err(_) => {}
     }
 }
 

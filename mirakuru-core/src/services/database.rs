@@ -121,11 +121,9 @@ impl Drop for Database {
 impl fmt::Debug for Database {
     /// The URL without its password.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut shown = self.endpoint.clone();
-        shown.password = shown.password.map(|_| "…".into());
         f.debug_struct("Database")
             .field("name", &self.name)
-            .field("url", &shown.url())
+            .field("url", &super::external::shown(&self.endpoint))
             .finish_non_exhaustive()
     }
 }

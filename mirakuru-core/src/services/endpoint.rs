@@ -106,17 +106,21 @@ impl Endpoint {
     /// dots, dashes and colons becomes `_`, and `..` too, so that a lock file named after it
     /// is a plain name in its directory whatever `MIRAKURU_POSTGRES_URL` says.
     pub(crate) fn file_key(&self) -> String {
-        self.host
-            .chars()
-            .map(|c| if c.is_ascii_alphanumeric() || ".-:".contains(c) { c } else { '_' })
-            .collect::<String>()
-            .replace("..", "__")
+        plain(&self.host)
     }
 
     /// The URL.
     pub(crate) fn url(&self) -> String {
         self.url_with_path(self.path.as_deref())
     }
+}
+
+/// `text` as a plain part of a file name: letters, digits, dots, dashes and colons; anything
+/// else, and `..`, made `_`.
+pub(crate) fn plain(text: &str) -> String {
+    let kept =
+        text.chars().map(|c| if c.is_ascii_alphanumeric() || ".-:".contains(c) { c } else { '_' });
+    kept.collect::<String>().replace("..", "__")
 }
 
 /// `%XX` escapes decoded.

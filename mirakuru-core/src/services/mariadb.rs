@@ -15,7 +15,7 @@ use super::binaries::Search;
 use super::client::{run_client, run_client_within, wait_ready, LOAD_TIMEOUT};
 use super::data_dir::{keep_secret, kept_secret, Recipe};
 use super::postgres::unique_name;
-use super::{service_user, Database, Endpoint, Preset};
+use super::{as_service_user, Database, Endpoint, Preset};
 use crate::command::Command;
 use crate::fixture::{Places, Port, Spec};
 use crate::Error;
@@ -53,10 +53,7 @@ pub(crate) fn spec() -> Spec {
         "--skip-log-bin",
     ];
     let spec = Spec::args("mariadb", cmd).mysql(Port::Auto).preset(Arc::new(Mariadb));
-    match service_user("mysql") {
-        Some(user) => spec.user(user),
-        None => spec,
-    }
+    as_service_user(spec, &["mysql"])
 }
 
 impl Preset for Mariadb {

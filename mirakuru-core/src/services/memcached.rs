@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use super::binaries::Search;
 use super::client::wait_ready;
-use super::{service_user, Endpoint, Preset};
+use super::{as_service_user, Endpoint, Preset};
 use crate::command::Command;
 use crate::fixture::{Places, Port, Spec};
 use crate::ready::probe::Verdict;
@@ -26,10 +26,7 @@ pub(crate) struct Memcached;
 pub(crate) fn spec() -> Spec {
     let cmd = ["memcached", "-p", "{port}", "-l", "{host}", "-U", "0"];
     let spec = Spec::args("memcached", cmd).tcp(Port::Auto).preset(Arc::new(Memcached));
-    match service_user("memcache").or_else(|| service_user("nobody")) {
-        Some(user) => spec.user(user),
-        None => spec,
-    }
+    as_service_user(spec, &["memcache", "nobody"])
 }
 
 impl Preset for Memcached {

@@ -152,14 +152,14 @@ pub(crate) trait Preset: fmt::Debug + Send + Sync + std::panic::RefUnwindSafe {
     }
 }
 
-/// The user a server runs as: its own when the test runs as root (PostgreSQL and MariaDB
-/// refuse root), the caller otherwise — a laptop user has no right to switch users.
-pub(crate) fn service_user(name: &str) -> Option<String> {
-    let root = crate::platform::geteuid() == 0;
-    (root && crate::command::lookup_user(name).is_some()).then(|| name.to_string())
-}
-
-/// An error about a preset found before anything was spawned.
-pub(crate) fn preset_error(what: &str, problem: String, hint: impl Into<String>) -> Error {
-    Error::InvalidArgument { command: what.to_string(), problem, hint: hint.into() }
+/// `spec`, run as the first of `users` that exists when the test runs as root (PostgreSQL and
+/// MariaDB refuse root), as the caller otherwise — a laptop user has no right to switch users.
+pub(crate) fn as_service_user(spec: Spec, users: &[&str]) -> Spec {
+    if crate::platform::geteuid() != 0 {
+        return spec;
+    }
+    match users.iter().find(|u| crate::command::lookup_user(u).is_some()) {
+        Some(user) => spec.user(*user),
+        None => spec,
+    }
 }

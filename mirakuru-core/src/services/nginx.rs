@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use super::binaries::Search;
 use super::client::wait_ready;
-use super::{service_user, Endpoint, Preset};
+use super::{as_service_user, Endpoint, Preset};
 use crate::command::Command;
 use crate::fixture::{Places, Port, Spec};
 use crate::ready::probe::Verdict;
@@ -31,10 +31,7 @@ pub(crate) fn spec() -> Spec {
         .http(Port::Auto, "/")
         .stop_signal(crate::Signal::SIGQUIT)
         .preset(Arc::new(Nginx));
-    match service_user("www-data").or_else(|| service_user("nobody")) {
-        Some(user) => spec.user(user),
-        None => spec,
-    }
+    as_service_user(spec, &["www-data", "nobody"])
 }
 
 impl Preset for Nginx {

@@ -21,7 +21,7 @@ use super::binaries::Search;
 use super::client::{run_client, run_client_within, wait_ready, LOAD_TIMEOUT, REQUEST_TIMEOUT};
 use super::data_dir::{keep_secret, kept_secret, Recipe};
 use super::pg_wire::{self, Failure};
-use super::{service_user, Database, Endpoint, Preset};
+use super::{as_service_user, Database, Endpoint, Preset};
 use crate::command::Command;
 use crate::fixture::{lock_within, open_lock, user_dir, Places, Port, Spec};
 use crate::{Error, Signal};
@@ -95,10 +95,7 @@ pub(crate) fn spec() -> Spec {
         // the next start (`stopped!`).
         .stop_signal(Signal::SIGINT)
         .preset(Arc::new(Postgres));
-    match service_user("postgres") {
-        Some(user) => spec.user(user),
-        None => spec,
-    }
+    as_service_user(spec, &["postgres"])
 }
 
 impl Preset for Postgres {
@@ -340,7 +337,11 @@ impl Admin {
                     self.endpoint.port
                 ))
             })
-            .map_err(|e| super::preset_error("psql", e, "set TMPDIR to a directory of your own"))?;
+            .map_err(|problem| Error::InvalidArgument {
+                command: "psql".into(),
+                problem,
+                hint: "set TMPDIR to a directory of your own".into(),
+            })?;
         let io = |action: &str| {
             let action = action.to_string();
             move |source| Error::Io { command: "psql".into(), action, source }

@@ -16,7 +16,7 @@ use rustix::fs::FlockOperation;
 use super::binaries::Search;
 use super::client::{redis_command, wait_ready, Conn, REQUEST_TIMEOUT};
 use super::data_dir::{keep_secret, kept_secret, new_secret, own};
-use super::{service_user, Database, Endpoint, Preset};
+use super::{as_service_user, Database, Endpoint, Preset};
 use crate::command::Command;
 use crate::fixture::{lock_within, open_lock, user_dir, Places, Port, Spec};
 use crate::{Error, Signal};
@@ -60,10 +60,7 @@ pub(crate) fn spec() -> Spec {
         .redis(Port::Auto)
         .stop_signal(Signal::SIGKILL)
         .preset(Arc::new(Redis));
-    match service_user("redis") {
-        Some(user) => spec.user(user),
-        None => spec,
-    }
+    as_service_user(spec, &["redis"])
 }
 
 impl Preset for Redis {
@@ -127,10 +124,7 @@ impl Preset for Redis {
 
     fn probe(&self, endpoint: &Endpoint, timeout: Duration) -> Result<String, String> {
         let mut request = Vec::new();
-        if let Some(password) = &endpoint.password {
-            let mut auth = vec!["AUTH"];
-            auth.extend(endpoint.user.as_deref());
-            auth.push(password);
+        if let Some(auth) = auth(endpoint) {
             request.extend(crate::ready::redis::resp_command(&auth));
         }
         request.extend(crate::ready::redis::resp_command(&["PING"]));
@@ -205,22 +199,22 @@ impl Preset for Redis {
 fn resolved(endpoint: &Endpoint) -> String {
     use std::net::ToSocketAddrs;
     let addrs = (endpoint.host.as_str(), endpoint.port).to_socket_addrs();
-    let key = match addrs.ok().and_then(|mut a| a.next()) {
-        Some(addr) => addr.to_string(),
+    match addrs.ok().and_then(|mut a| a.next()) {
+        Some(addr) => super::endpoint::plain(&addr.to_string()),
         None => format!("{}:{}", endpoint.file_key(), endpoint.port),
-    };
-    let plain =
-        key.chars().map(|c| if c.is_ascii_alphanumeric() || ".:".contains(c) { c } else { '_' });
-    plain.collect::<String>().replace("..", "__")
+    }
+}
+
+/// `AUTH [user] password`, when the URL has a password.
+fn auth(endpoint: &Endpoint) -> Option<Vec<&str>> {
+    let password = endpoint.password.as_deref()?;
+    Some(["AUTH"].into_iter().chain(endpoint.user.as_deref()).chain([password]).collect())
 }
 
 /// A connection, authenticated if the URL has a password.
 fn connect(endpoint: &Endpoint) -> std::io::Result<Conn> {
     let mut conn = Conn::open(endpoint, REQUEST_TIMEOUT)?;
-    if let Some(password) = &endpoint.password {
-        let mut auth = vec!["AUTH"];
-        auth.extend(endpoint.user.as_deref());
-        auth.push(password);
+    if let Some(auth) = auth(endpoint) {
         if let Err(e) = redis_command(&mut conn, &auth)? {
             return Err(std::io::Error::new(std::io::ErrorKind::PermissionDenied, e));
         }
