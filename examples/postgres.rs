@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use mirakuru::{Signal, TcpExecutor};
+use mirakuru::{ready, Executor, Signal};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let Some(bin) = postgres_bin_dir() else {
@@ -26,7 +26,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let user = if is_root() { Some("postgres") } else { None };
     let data = initdb(&bin, dir.path(), user)?;
 
-    // 1. The server itself: ready when its TCP port accepts connections.
+    // 1. The server itself: ready when it accepts a login, as pg_isready decides (its port
+    //    accepts connections earlier, and answers "the database system is starting up").
     let port = mirakuru::free_port()?;
     let server = [
         bin.join("postgres").display().to_string(),
@@ -39,7 +40,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "-c".into(),
         "listen_addresses=127.0.0.1".into(),
     ];
-    let mut pg = TcpExecutor::new(server, "127.0.0.1", port)
+    let mut pg = Executor::new(server, ready::postgres("127.0.0.1", port))
         .stop_signal(Signal::SIGINT) // PostgreSQL's fast shutdown
         .timeout(Duration::from_secs(60));
     if let Some(user) = user {
@@ -63,7 +64,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "-o".into(),
         format!("-p {port} -k {} -c listen_addresses=127.0.0.1", dir.path().display()),
     ];
-    let mut pg = TcpExecutor::new(launcher, "127.0.0.1", port)
+    let mut pg = Executor::new(launcher, ready::postgres("127.0.0.1", port))
         .stop_signal(Signal::SIGINT)
         .timeout(Duration::from_secs(60));
     if let Some(user) = user {
